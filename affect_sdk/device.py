@@ -1,0 +1,34 @@
+"""Compute device and inference backend, resolved in one place."""
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from affect_sdk.errors import DeviceError
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """'cpu', 'cuda', 'cuda:N' or None/'auto' (CUDA when available, else CPU)."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceError(f"Unknown compute device {name!r}; use 'cpu', 'cuda' or 'auto'.") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"Compute device {name!r} was asked for, but this machine has no usable CUDA GPU.")
+    return device
+
+
+def resolve_backend(name: str | None = None) -> str:
+    """'torch', 'onnxruntime' or None/'auto' (onnxruntime when installed: it is the faster one on CPU)."""
+    if name in (None, "", "auto"):
+        return "onnxruntime" if importlib.util.find_spec("onnxruntime") is not None else "torch"
+    if name not in BACKENDS:
+        raise DeviceError(f"Unknown inference backend {name!r}; use one of {', '.join(BACKENDS)} or 'auto'.")
+    if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        raise DeviceError("Backend 'onnxruntime' was asked for, but the onnxruntime package is not installed.")
+    return name

@@ -1,0 +1,138 @@
+"""The one model registry: name -> architecture factory + shipped weights file + sha256 + preprocessing config.
+
+`create_model(name)` is the only way in. Weights are safetensors (no pickle) and are checked against their
+sha256 before they are loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from affect_sdk.errors import ModelError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str  # "face" (face affect), "speech" (speech affect) or "detector" (face detection)
+    weights: str  # file name inside WEIGHTS_DIR (or an absolute path for user-registered models)
+    sha256: str
+    licence: str
+    factory: str | None = None  # "module:function" building the nn.Module; None for non-torch models
+    arch: dict[str, Any] = field(default_factory=dict)  # keyword arguments for the factory
+    preprocess: dict[str, Any] = field(default_factory=dict)  # input size, sample rate, normalisation, ...
+    card: str | None = None  # model card file name inside WEIGHTS_DIR
+    description: str = ""
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.weights
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+register(ModelSpec(
+    name="yunet",
+    task="detector",
+    weights="face_detection_yunet.onnx",
+    sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+    licence="MIT (OpenCV Zoo, copyright 2020 Shiqi Yu); trained on WIDER FACE (non-commercial dataset terms)",
+    preprocess={"score_threshold": 0.7, "nms_threshold": 0.3, "top_k": 50},
+    description="YuNet face detector with five landmarks, run through cv2.FaceDetectorYN.",
+))
+
+
+def list_models(task: str | None = None) -> list[ModelSpec]:
+    return [s for s in _REGISTRY.values() if task is None or s.task == task]
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ModelError(f"No model named {name!r} is registered; registered models: {known}.") from None
+
+
+def default_model(task: str) -> str:
+    """The shipped default model name for a task ('face', 'speech', 'detector')."""
+    defaults = {"face": "face-student", "speech": "speech-cnn", "detector": "yunet"}
+    if task not in defaults:
+        raise ModelError(f"Unknown model task {task!r}; expected one of {', '.join(defaults)}.")
+    return defaults[task]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def _verified(path: Path, mtime_ns: int, sha256: str) -> bool:
+    return file_sha256(path) == sha256
+
+
+def verified_path(name: str) -> Path:
+    """The weights file of a registered model, after checking that it exists and matches its sha256."""
+    spec = get_spec(name)
+    path = spec.path
+    if not path.is_file():
+        raise ModelError(f"Weights file {path} of model {name!r} is missing; reinstall affect-sdk.")
+    if not _verified(path, path.stat().st_mtime_ns, spec.sha256):
+        raise ModelError(
+            f"Weights file {path} of model {name!r} is corrupted or was replaced: "
+            f"its sha256 is not the expected {spec.sha256}."
+        )
+    return path
+
+
+def load_state_dict(name: str) -> dict[str, Any]:
+    """The verified safetensors weights of a registered model as a dict of CPU tensors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = verified_path(name)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise ModelError(f"Weights file {path} of model {name!r} is not a readable safetensors file: {exc}.") from exc
+
+
+def resolve_factory(ref: str):
+    """Import 'package.module:function'."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelError(f"Cannot import model factory {ref!r}: {exc}.") from exc
+
+
+def create_model(name: str, *, pretrained: bool = True, device: Any = None):
+    """Build a registered torch model, load its verified weights and return it in eval mode."""
+    from affect_sdk.device import resolve_device
+
+    spec = get_spec(name)
+    if spec.factory is None:
+        raise ModelError(f"Model {name!r} is not a torch model; use its own loader (e.g. the face detector).")
+    model = resolve_factory(spec.factory)(**spec.arch)
+    if pretrained:
+        try:
+            model.load_state_dict(load_state_dict(name))
+        except RuntimeError as exc:
+            raise ModelError(f"Weights of model {name!r} do not fit its architecture: {exc}.") from exc
+    return model.to(resolve_device(device)).eval()

@@ -1,0 +1,117 @@
+"""Training plumbing shared by the vision and audio recipes: seeding, torchrun/DDP, rank-0 logging, checkpoints.
+
+Runs unchanged as `python -m ...` (one process) or under `torchrun --nproc_per_node N` (DistributedDataParallel;
+gloo on CPU, nccl on GPU). Checkpoints are our own files: model weights go to safetensors, optimiser state to
+torch.save and is loaded back with weights_only=True.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the process group when launched by torchrun (WORLD_SIZE set); a no-op for a single process."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistContext(device=device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    model = model.to(ctx.device)
+    if not ctx.distributed:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def shard_indices(n: int, epoch: int, seed: int, ctx: DistContext, shuffle: bool = True) -> np.ndarray:
+    """This rank's sample indices for one epoch: the same permutation on every rank, split evenly (padded)."""
+    order = np.random.default_rng(seed + epoch).permutation(n) if shuffle else np.arange(n)
+    per_rank = -(-n // ctx.world_size)
+    order = np.resize(order, per_rank * ctx.world_size)  # pad by wrapping so every rank takes the same step count
+    return order[ctx.rank::ctx.world_size]
+
+
+def all_reduce_mean(value: float, ctx: DistContext) -> float:
+    if not ctx.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t)
+    return float(t.item()) / ctx.world_size
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: dict[str, Any]) -> None:
+    """Write model.safetensors, optim.pt and state.json atomically enough for resuming (rank 0 only)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    save_file(weights, str(directory / "model.safetensors.tmp"))
+    os.replace(directory / "model.safetensors.tmp", directory / "model.safetensors")
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), directory / "optim.pt.tmp")
+        os.replace(directory / "optim.pt.tmp", directory / "optim.pt")
+    (directory / "state.json").write_text(json.dumps(state, indent=2))
+
+
+def load_checkpoint(directory: Path, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
+    """Restore a checkpoint written by save_checkpoint; None when there is none to resume from."""
+    state_file = directory / "state.json"
+    if not state_file.is_file():
+        return None
+    unwrap(model).load_state_dict(load_file(str(directory / "model.safetensors")))
+    if optimizer is not None and (directory / "optim.pt").is_file():
+        optimizer.load_state_dict(torch.load(directory / "optim.pt", weights_only=True, map_location="cpu"))
+    return json.loads(state_file.read_text())
+
+
+def export_weights(model: torch.nn.Module, path: Path) -> str:
+    """Save final weights as safetensors and return their sha256 (for the registry)."""
+    from affect_sdk.registry import file_sha256
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}, str(path))
+    return file_sha256(path)
