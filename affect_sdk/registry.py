@@ -29,6 +29,8 @@ class ModelSpec:
     preprocess: dict[str, Any] = field(default_factory=dict)  # input size, sample rate, normalisation, ...
     card: str | None = None  # model card file name inside WEIGHTS_DIR
     description: str = ""
+    onnx: str | None = None  # exported ONNX twin of the torch weights (affect export onnx), inside WEIGHTS_DIR
+    onnx_sha256: str | None = None
 
     @property
     def path(self) -> Path:
@@ -87,16 +89,16 @@ def _verified(path: Path, mtime_ns: int, sha256: str) -> bool:
     return file_sha256(path) == sha256
 
 
-def verified_path(name: str) -> Path:
-    """The weights file of a registered model, after checking that it exists and matches its sha256."""
+def verified_path(name: str, *, onnx: bool = False) -> Path:
+    """The weights file (or its ONNX twin) of a registered model, after checking it exists and matches its sha256."""
     spec = get_spec(name)
-    path = spec.path
+    path, sha256 = (WEIGHTS_DIR / spec.onnx, spec.onnx_sha256) if onnx and spec.onnx else (spec.path, spec.sha256)
     if not path.is_file():
         raise ModelError(f"Weights file {path} of model {name!r} is missing; reinstall affect-sdk.")
-    if not _verified(path, path.stat().st_mtime_ns, spec.sha256):
+    if not _verified(path, path.stat().st_mtime_ns, sha256):
         raise ModelError(
             f"Weights file {path} of model {name!r} is corrupted or was replaced: "
-            f"its sha256 is not the expected {spec.sha256}."
+            f"its sha256 is not the expected {sha256}."
         )
     return path
 
