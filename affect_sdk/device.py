@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import importlib.util
-
-import torch
+import os
+import sys
+from typing import TYPE_CHECKING
 
 from affect_sdk.errors import DeviceError
+
+if TYPE_CHECKING:
+    import torch
 
 BACKENDS = ("torch", "onnxruntime")
 
 
 def resolve_device(name: str | None = None) -> torch.device:
     """'cpu', 'cuda', 'cuda:N' or None/'auto' (CUDA when available, else CPU)."""
+    import torch
+
     if name in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -21,6 +27,20 @@ def resolve_device(name: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"Compute device {name!r} was asked for, but this machine has no usable CUDA GPU.")
     return device
+
+
+def _gpu_possible() -> bool:
+    """False only where this machine certainly has no CUDA/ROCm GPU (no Linux device nodes); True means 'ask torch'."""
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd"))
+    return sys.platform != "darwin"
+
+
+def on_cpu(name: str | None = None) -> bool:
+    """Whether a device name resolves to the CPU, answered without importing torch when that is certain."""
+    if name == "cpu" or (name in (None, "", "auto") and not _gpu_possible()):
+        return True
+    return resolve_device(name).type == "cpu"
 
 
 def resolve_backend(name: str | None = None) -> str:

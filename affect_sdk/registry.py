@@ -55,6 +55,45 @@ register(ModelSpec(
     description="YuNet face detector with five landmarks, run through cv2.FaceDetectorYN.",
 ))
 
+register(ModelSpec(
+    name="speech-cnn",
+    task="speech",
+    weights="speech-cnn.safetensors",
+    sha256="e3fd2f5b5703fcacdac8c13c4375c6979f43a7549aef9ce1d5ab0f857bb4872e",
+    licence="CC BY-NC-SA 4.0 (trained on RAVDESS, Livingstone & Russo 2018): non-commercial, share-alike",
+    factory="affect_sdk.audio.nets:create_speech_cnn",
+    arch={"channels": [16, 32, 64, 128]},
+    preprocess={"sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64,
+                "fmin": 50.0, "fmax": 7600.0, "top_db": 80.0, "window_s": 2.0, "hop_s": 0.5},
+    card="speech-cnn.md",
+    onnx="speech-cnn.onnx",  # affect export onnx --out affect_sdk/weights
+    onnx_sha256="cb50f9e27a95005e864c3d4fbd904e398ccde96914ab162630c640f03aaeb136",
+    description="Small CNN over level-normalised 2 s log-mel windows -> 8 canonical classes; V/A from the class "
+                "table (speech corpora have no V/A labels).",
+))
+
+
+FACE_PREPROCESS = {"input_size": 48, "channels": 1, "pixel_scale": "0..1 (uint8 / 255), normalised inside the net",
+                   "crop": "YuNet face, eyes levelled, FER2013-like framing (affect_sdk.vision.align.crop_face)"}
+FACE_LICENCE = ("Apache-2.0 weights trained here on FER+ (labels MIT, Microsoft) over FER2013 images (Kaggle ICML "
+                "2013 challenge, research use only: not for commercial use)")
+
+register(ModelSpec(
+    name="face-student",
+    task="face",
+    weights="face-student.safetensors",
+    sha256="75e1c24613b5f8bf1d67d1168b1a4ced603bd3b888c64e3142d9a8496701d254",
+    licence=FACE_LICENCE,
+    factory="affect_sdk.vision.nets:create_student",
+    arch={"width": 0.5, "stem_stride": 2, "last_channels": 512},
+    preprocess=FACE_PREPROCESS,
+    card="face-student.md",
+    onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
+    onnx_sha256="1aa393aad8ec6ffb4945f0cf8afb7c2ded600cfb3cecb8d3ae3dd89ad0d80291",
+    description="MobileNetV2-style face student (8 classes + V/A), distilled from face-teacher with eq. 1-3 of "
+                "Lee, Kim & Lee 2023; V/A trained on targets derived from FER+ vote distributions.",
+))
+
 
 def list_models(task: str | None = None) -> list[ModelSpec]:
     return [s for s in _REGISTRY.values() if task is None or s.task == task]

@@ -55,6 +55,11 @@ def init_distributed(device: torch.device) -> DistContext:
     return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun, or a plain single process: the one that logs, exports and reports."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     model = model.to(ctx.device)
     if not ctx.distributed:
@@ -115,3 +120,22 @@ def export_weights(model: torch.nn.Module, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}, str(path))
     return file_sha256(path)
+
+
+def write_replica_digest(model: torch.nn.Module, ctx: DistContext, directory: Path) -> None:
+    """Under torchrun, every rank writes the sha256 of its parameters to directory/replicas/rank<N>.sha256.
+
+    DDP must leave identical weights on every rank; these files make that checkable (tests/test_training_ddp.py).
+    Buffers are left out on purpose: BatchNorm running statistics follow each rank's own last batch.
+    """
+    if not ctx.distributed:
+        return
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in sorted(unwrap(model).named_parameters()):
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+    folder = Path(directory) / "replicas"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"rank{ctx.rank}.sha256").write_text(digest.hexdigest() + "\n")

@@ -1,0 +1,66 @@
+"""Utterance-level accuracy of a speech model on a labelled folder (RAVDESS or EmoDB names, or labels.csv)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from affect_sdk.audio.data import content_hash, read_dataset, select_speakers
+from affect_sdk.audio.features import load_audio
+from affect_sdk.audio.infer import SpeechAnalyzer
+from affect_sdk.errors import InputError
+from affect_sdk.labels import CLASS_INDEX, CLASSES, NUM_CLASSES
+
+
+def scores(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
+    """accuracy, macro-F1 (over classes present in y_true), per-class n/precision/recall/F1, confusion [true][pred]."""
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    np.add.at(confusion, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    per_class, f1s = {}, []
+    for c in range(NUM_CLASSES):
+        n = int(confusion[c].sum())
+        if n == 0:
+            continue
+        tp, predicted = confusion[c, c], confusion[:, c].sum()
+        recall, precision = tp / n, (tp / predicted if predicted else 0.0)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[CLASSES[c]] = {"n": n, "precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                                 "f1": round(float(f1), 4)}
+        f1s.append(f1)
+    total = int(confusion.sum())
+    return {"accuracy": round(float(np.trace(confusion)) / max(total, 1), 4),
+            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0, "n": total, "per_class": per_class,
+            "classes": list(CLASSES), "confusion": confusion.tolist()}
+
+
+def evaluate_folder(data: str | Path, model: str | None = None, speakers: Sequence[str] | None = None,
+                    limit: int | None = None, backend: str | None = None, device: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score utterance-level predictions on a folder; duplicate recordings (same samples) are counted once."""
+    layout, items = read_dataset(data)
+    items = select_speakers(items, speakers)
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise InputError(f"No utterances of speakers {', '.join(speakers or [])} in {data}.")
+    analyzer = SpeechAnalyzer(model, backend=backend, device=device)
+    seen: set[str] = set()
+    y_true, y_pred, dropped, speakers_seen = [], [], [], set()
+    for k, item in enumerate(items):
+        wave = load_audio(item.path)
+        digest = content_hash(wave)
+        if digest in seen:
+            dropped.append(item.path.name)
+            continue
+        seen.add(digest)
+        probs, _ = analyzer.classify_wave(wave)
+        y_true.append(CLASS_INDEX[item.label])
+        y_pred.append(int(np.argmax(probs)))
+        speakers_seen.add(item.speaker or "")
+        if progress:
+            progress(k + 1, len(items))
+    result = scores(y_true, y_pred)
+    result.update(model=analyzer.model, layout=layout, data=str(data), backend=analyzer.runner.backend,
+                  duplicates_dropped=dropped, speakers=sorted(speakers_seen))
+    return result

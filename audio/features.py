@@ -1,0 +1,277 @@
+"""Audio front end: read any sound/video file as mono float32, resample, level-invariant log-mel, voice activity.
+
+One code path for files and live chunks: files are decoded block by block (`iter_audio_blocks`, so an hour-long
+file never sits in memory when streamed), every block or chunk goes through `to_mono` and a stateful `Resampler`,
+and the model sees `model_input(window)`: a log-mel spectrogram (torch.stft + librosa mel filters) normalised per
+window, so a recording 20 dB louder or quieter gives the same features.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from affect_sdk.errors import InputError
+
+MODEL_RATE = 16000
+BLOCK_SECONDS = 10.0  # decode files in blocks of this length
+SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".caf", ".w64", ".opus"}
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel settings; shipped models store theirs in the registry's `preprocess` dict."""
+
+    sample_rate: int = MODEL_RATE
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms
+    n_mels: int = 64
+    fmin: float = 50.0
+    fmax: float = 7600.0
+    top_db: float = 80.0  # floor relative to the window's loudest bin
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Voice-activity gate for one window: speech is loud enough in absolute terms AND modulated in level.
+
+    Stationary noise (hum, fan, hiss) has frames of nearly equal energy; speech has syllables and pauses. A frame
+    counts as active when it stands `contrast_db` above the window's quiet frames (10th percentile), with every
+    frame's level counted as at least `floor_db` (dBFS RMS), so digital silence and faint hiss never pass; a window
+    is voiced when at least `min_active` of its frames are active.
+    """
+
+    floor_db: float = -105.0
+    contrast_db: float = 12.0
+    min_active: float = 0.12
+    frame: int = 400
+    hop: int = 160
+
+
+# ---------------------------------------------------------------- reading
+def to_mono(chunk: np.ndarray) -> np.ndarray:
+    """Samples [n] or [n, channels] of any numeric dtype -> float32 mono in [-1, 1] (integers scaled)."""
+    x = np.asarray(chunk)
+    if x.ndim == 2:
+        pass
+    elif x.ndim != 1:
+        raise InputError(f"Audio chunk must have shape [n] or [n, channels]; got shape {x.shape}.")
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        offset = (info.max + 1) / 2 if x.dtype.kind == "u" else 0.0
+        x = (x.astype(np.float32) - offset) / float(max(abs(info.min), info.max + 1 - offset))
+    elif x.dtype.kind == "f":
+        x = x.astype(np.float32, copy=False)
+    else:
+        raise InputError(f"Audio samples must be numbers; got dtype {x.dtype}.")
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] else np.zeros(len(x), np.float32)
+    if not np.isfinite(x).all():
+        raise InputError("Audio contains NaN or infinite samples; expected finite numbers.")
+    return x
+
+
+class Resampler:
+    """Stateful mono resampler (soxr streaming, HQ): chunked output is identical to one-shot output."""
+
+    def __init__(self, in_rate: float, out_rate: int = MODEL_RATE) -> None:
+        if not in_rate or in_rate <= 0 or not np.isfinite(in_rate):
+            raise InputError(f"Input sample rate must be a positive number of Hz; got {in_rate!r}.")
+        self.in_rate, self.out_rate = float(in_rate), int(out_rate)
+        self._stream = None
+        if self.in_rate != self.out_rate:
+            import soxr
+
+            self._stream = soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return mono
+        return self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+
+
+def _decode_error(path: Path, exc: Exception | str) -> InputError:
+    return InputError(f"Cannot read {path} as audio ({exc}); expected a wav/flac/ogg/mp3 file or a video with sound.")
+
+
+def _soundfile_blocks(path: Path, block_s: float) -> tuple[float, Iterator[np.ndarray]]:
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    rate = float(info.samplerate)
+
+    def blocks() -> Iterator[np.ndarray]:
+        try:
+            for block in sf.blocks(str(path), blocksize=max(1, int(rate * block_s)), dtype="float32",
+                                   always_2d=True):
+                yield block
+        except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise _decode_error(path, exc) from exc
+
+    return rate, blocks()
+
+
+def _pyav_blocks(path: Path) -> tuple[float, Iterator[np.ndarray]]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _decode_error(path, exc) from exc
+    streams = container.streams.audio
+    if not streams:
+        container.close()
+        raise InputError(f"{path} has no audio stream; expected a sound file or a video with sound.")
+    stream = streams[0]
+    rate = float(stream.rate or stream.codec_context.sample_rate or 0)
+
+    def blocks() -> Iterator[np.ndarray]:
+        try:
+            for frame in container.decode(stream):
+                data = frame.to_ndarray()
+                # planar [channels, n] or packed [1, n * channels]
+                if frame.format.is_planar:
+                    block = data.T
+                else:
+                    block = data.reshape(-1, len(frame.layout.channels))
+                yield to_mono(block)[:, None]
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise _decode_error(path, exc) from exc
+        finally:
+            container.close()
+
+    return rate, blocks()
+
+
+def iter_audio_blocks(path: str | Path, block_s: float = BLOCK_SECONDS) -> tuple[float, Iterator[np.ndarray]]:
+    """(native sample rate, iterator of float32 [n, channels] blocks) of a sound or video file, decoded lazily."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Audio file {path} does not exist.")
+    if path.stat().st_size == 0:
+        raise InputError(f"Audio file {path} is empty (0 bytes).")
+    if path.suffix.lower() in SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            return _soundfile_blocks(path, block_s)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            sf_error = exc
+    else:
+        sf_error = None
+    try:
+        return _pyav_blocks(path)
+    except InputError:
+        if sf_error is not None:
+            raise _decode_error(path, sf_error) from None
+        raise
+
+
+def load_audio(path: str | Path, sample_rate: int = MODEL_RATE) -> np.ndarray:
+    """A whole file as float32 mono at `sample_rate` (any rate/channels; wav/flac/mp3/mp4/m4a...). InputError if bad.
+
+    For long recordings prefer SpeechAnalyzer.analyze_file, which streams blocks instead of loading everything.
+    """
+    rate, blocks = iter_audio_blocks(path)
+    resample = Resampler(rate, sample_rate)
+    parts = [resample(to_mono_checked(block, path)) for block in blocks]
+    parts.append(resample(np.zeros(0, np.float32), last=True))
+    wave = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if wave.size == 0:
+        raise InputError(f"Audio file {path} contains no samples.")
+    return wave.astype(np.float32, copy=False)
+
+
+def to_mono_checked(block: np.ndarray, path: str | Path) -> np.ndarray:
+    """to_mono, with the file named in the error message."""
+    try:
+        return to_mono(block)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+# ---------------------------------------------------------------- features
+@lru_cache(maxsize=8)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+    import librosa
+
+    return torch.from_numpy(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
+                                                fmax=fmax).astype(np.float32))
+
+
+@lru_cache(maxsize=8)
+def _window(win_length: int) -> torch.Tensor:
+    return torch.hann_window(win_length, periodic=True)
+
+
+def log_mel(wave: torch.Tensor | np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """Mel power spectrogram in dB: [..., n] samples -> [..., n_mels, frames]; frames = 1 + (n - n_fft) // hop.
+
+    No centre padding, so a window's features depend only on its own samples (streaming == offline).
+    """
+    x = torch.as_tensor(wave, dtype=torch.float32)
+    if x.shape[-1] < cfg.n_fft:
+        x = torch.nn.functional.pad(x, (0, cfg.n_fft - x.shape[-1]))
+    lead = x.shape[:-1]
+    spec = torch.stft(x.reshape(-1, x.shape[-1]), cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                      window=_window(cfg.win_length), center=False, return_complex=True)
+    power = spec.real.square() + spec.imag.square()
+    mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax) @ power
+    db = 10.0 * torch.log10(mel.clamp_min(1e-12))
+    return db.reshape(*lead, cfg.n_mels, db.shape[-1])
+
+
+def normalize_level(db: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
+    """Per-window level normalisation of a dB spectrogram [..., mels, frames]: floor at (max - top_db), then
+    subtract the window's mean and scale to about unit range. A gain change is a constant dB offset, so it vanishes.
+    """
+    peak = db.amax(dim=(-2, -1), keepdim=True)
+    db = torch.maximum(db, peak - top_db)
+    return (db - db.mean(dim=(-2, -1), keepdim=True)) / 20.0
+
+
+def model_input(wave: torch.Tensor | np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """Windows [..., n] (at cfg.sample_rate) -> model input [..., 1, n_mels, frames], level-normalised."""
+    return normalize_level(log_mel(wave, cfg), cfg.top_db).unsqueeze(-3)
+
+
+def active_fraction(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:
+    """Fraction of frames in a window that the voice-activity gate counts as speech-like (see VadConfig)."""
+    x = np.asarray(wave, dtype=np.float64)
+    if x.size < cfg.frame:
+        x = np.pad(x, (0, cfg.frame - x.size))
+    x = np.diff(x, prepend=x[:1]) if x.size else x  # first difference: drifting low-frequency rumble is not speech
+    frames = np.lib.stride_tricks.sliding_window_view(x, cfg.frame)[:: cfg.hop]
+    energy_db = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
+    energy_db = np.maximum(energy_db, cfg.floor_db)  # digital silence counts as the floor, not as -inf
+    quiet = np.percentile(energy_db, 10)
+    return float(np.mean(energy_db > quiet + cfg.contrast_db))
+
+
+def is_voiced(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> bool:
+    return active_fraction(wave, cfg) >= cfg.min_active
+
+
+def window_bounds(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:
+    """The analysis windows of a recording of n_samples: [k*hop, k*hop + window) while they fit, then one
+    window ending at the last sample when at least hop/2 samples are left uncovered; one short window [0, n)
+    when the recording is shorter than a window. SpeechStream emits exactly these, chunk by chunk."""
+    if n_samples <= 0:
+        return []
+    if n_samples < window:
+        return [(0, n_samples)]
+    bounds = [(s, s + window) for s in range(0, n_samples - window + 1, hop)]
+    if n_samples - bounds[-1][1] >= max(1, hop // 2):
+        bounds.append((n_samples - window, n_samples))
+    return bounds

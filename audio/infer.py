@@ -1,0 +1,72 @@
+"""Speech affect of files: a window timeline (streamed block by block, so hour-long files are fine) and an
+utterance-level class distribution (mean over the voiced windows)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from affect_sdk.audio.features import MODEL_RATE, iter_audio_blocks, to_mono_checked
+from affect_sdk.audio.stream import SpeechStream
+from affect_sdk.errors import InputError
+from affect_sdk.labels import NUM_CLASSES, va_from_probs
+from affect_sdk.registry import default_model
+from affect_sdk.results import SpeechAffect
+from affect_sdk.runtime import create_runner
+
+
+class SpeechAnalyzer:
+    """One loaded speech model applied to files or whole waveforms, with the same windows as live streaming."""
+
+    def __init__(self, model: str | None = None, window_s: float = 2.0, hop_s: float = 0.5,
+                 backend: str | None = None, device: str | None = None) -> None:
+        self.model = model or default_model("speech")
+        self.window_s, self.hop_s = window_s, hop_s
+        self.runner = create_runner(self.model, backend, device)
+
+    def stream(self, input_rate: float = MODEL_RATE, t0: float = 0.0, gate: bool = True) -> SpeechStream:
+        """A new SpeechStream sharing this analyzer's loaded model."""
+        return SpeechStream(self.model, self.window_s, self.hop_s, input_rate, t0, gate=gate, runner=self.runner)
+
+    def iter_file(self, path: str | Path, t0: float = 0.0, gate: bool = True) -> Iterator[SpeechAffect]:
+        """Window results of a sound or video file as they are computed (t = t0 + media time)."""
+        rate, blocks = iter_audio_blocks(path)
+        stream = self.stream(rate, t0, gate)
+        for block in blocks:
+            yield from stream.push(to_mono_checked(block, path))
+        tail = stream.flush()
+        if stream.samples_seen == 0:
+            raise InputError(f"Audio file {path} contains no audio samples.")
+        yield from tail
+
+    def analyze_file(self, path: str | Path, t0: float = 0.0) -> list[SpeechAffect]:
+        """The window timeline of a file."""
+        return list(self.iter_file(path, t0))
+
+    def analyze_wave(self, wave: np.ndarray, sample_rate: float = MODEL_RATE, gate: bool = True) -> list[SpeechAffect]:
+        """The window timeline of an in-memory recording ([n] or [n, channels])."""
+        stream = self.stream(sample_rate, gate=gate)
+        return stream.push(wave) + stream.flush()
+
+    def classify_file(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """Utterance-level (probs [8], va [2]): mean over voiced windows; over all windows if none is voiced."""
+        probs = utterance_probs(self.analyze_file(path))
+        if probs is None:
+            probs = utterance_probs(list(self.iter_file(path, gate=False)), voiced_only=False)
+        return probs, va_from_probs(probs)
+
+    def classify_wave(self, wave: np.ndarray, sample_rate: float = MODEL_RATE) -> tuple[np.ndarray, np.ndarray]:
+        """classify_file for an in-memory recording."""
+        probs = utterance_probs(self.analyze_wave(wave, sample_rate))
+        if probs is None:
+            probs = utterance_probs(self.analyze_wave(wave, sample_rate, gate=False), voiced_only=False)
+        return probs, va_from_probs(probs)
+
+
+def utterance_probs(results: list[SpeechAffect], voiced_only: bool = True) -> np.ndarray | None:
+    """Mean class distribution over the (voiced) windows that carry probabilities; None when there are none."""
+    rows = [r.probs for r in results if r.probs is not None and (r.voiced or not voiced_only)]
+    if not rows:
+        return None
+    return np.asarray(rows, dtype=np.float64).reshape(-1, NUM_CLASSES).mean(axis=0).astype(np.float32)

@@ -1,0 +1,32 @@
+"""`affect eval audio` on a tiny RAVDESS subset: utterance-level scores as the last stdout line."""
+import json
+
+from typer.testing import CliRunner
+
+from affect_sdk.audio.evaluate import scores
+from affect_sdk.cli import app
+
+
+def test_scores_accuracy_macro_f1_and_confusion():
+    result = scores([0, 0, 1, 2], [0, 1, 1, 2])
+    assert result["accuracy"] == 0.75 and result["n"] == 4
+    assert result["confusion"][0][:3] == [1, 1, 0]
+    assert set(result["per_class"]) == {"neutral", "happy", "sad"}
+    assert abs(result["macro_f1"] - (2 / 3 + 2 / 3 + 1) / 3) < 1e-3
+
+
+def test_eval_audio_cli_prints_one_json_line(tmp_path, shared):
+    actor = shared / "data" / "ravdess_speech" / "Actor_07"
+    for name in ("03-01-03-01-02-01-07", "03-01-03-01-02-02-07", "03-01-05-02-01-01-07", "03-01-04-01-01-01-07"):
+        (tmp_path / f"{name}.flac").symlink_to(actor / f"{name}.flac")
+    out = CliRunner().invoke(app, ["eval", "audio", "--data", str(tmp_path), "--json", "--backend", "torch"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "n", "per_class", "confusion", "classes"} <= set(result)
+    assert result["n"] == 3 and result["layout"] == "ravdess"
+    assert result["duplicates_dropped"] == ["03-01-03-01-02-02-07.flac"]
+
+
+def test_eval_audio_cli_bad_folder_is_one_error_line(tmp_path):
+    out = CliRunner().invoke(app, ["eval", "audio", "--data", str(tmp_path / "missing"), "--json"])
+    assert out.exit_code == 2 and "does not exist" in out.output

@@ -1,0 +1,109 @@
+"""Audio front end: reading any file as mono 16 kHz, level-invariant features, voice activity, window schedule."""
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+import torch
+
+from affect_sdk.audio.features import (FeatureConfig, active_fraction, is_voiced, load_audio, log_mel,
+                                       model_input, to_mono, window_bounds)
+from affect_sdk.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def speech(speech_flac):
+    return load_audio(speech_flac)
+
+
+def test_load_flac_is_16k_mono_float(speech, speech_flac):
+    raw, rate = sf.read(speech_flac, dtype="float32")
+    assert rate == 16000 and speech.dtype == np.float32 and speech.ndim == 1
+    np.testing.assert_array_equal(speech, raw)
+
+
+def test_load_48k_stereo_and_8k_files_resample_to_16k(tmp_path, speech):
+    stereo48 = np.stack([soxr.resample(speech, 16000, 48000)] * 2, axis=1)
+    sf.write(tmp_path / "s48.wav", stereo48, 48000, subtype="FLOAT")
+    back = load_audio(tmp_path / "s48.wav")
+    assert abs(len(back) - len(speech)) <= 1
+    n = min(len(back), len(speech))
+    assert np.corrcoef(back[:n], speech[:n])[0, 1] > 0.99
+    sf.write(tmp_path / "s8.wav", soxr.resample(speech, 16000, 8000), 8000)
+    assert abs(len(load_audio(tmp_path / "s8.wav")) - len(speech)) <= 2
+
+
+def test_load_mp4_audio_track_with_pyav(shared):
+    wave = load_audio(shared / "data" / "ravdess_av_clips" / "01-01-08-01-01-02-01.mp4")
+    assert wave.dtype == np.float32 and 2.5 < len(wave) / 16000 < 4.5 and np.abs(wave).max() > 0.01
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "empty"),
+    (b"this is not audio at all, just text\n" * 20, "Cannot read"),
+])
+def test_bad_files_raise_one_input_error(tmp_path, content, match):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=match):
+        load_audio(path)
+
+
+def test_missing_and_truncated_files(tmp_path, speech_flac):
+    with pytest.raises(InputError, match="does not exist"):
+        load_audio(tmp_path / "nope.flac")
+    head = tmp_path / "head.flac"
+    head.write_bytes(speech_flac.read_bytes()[:40])  # the header is cut: nothing decodable
+    with pytest.raises(InputError):
+        load_audio(head)
+    half = tmp_path / "half.wav"
+    sf.write(half, load_audio(speech_flac), 16000)
+    half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])  # data cut: what is there is read, or an error
+    try:
+        assert len(load_audio(half)) > 0
+    except InputError:
+        pass
+
+
+def test_nan_and_inf_samples_raise(tmp_path):
+    x = np.zeros(16000, np.float32)
+    x[100] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        load_audio(tmp_path / "nan.wav")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        to_mono(np.array([0.0, np.inf]))
+
+
+def test_to_mono_scales_integers_and_mixes_channels():
+    np.testing.assert_allclose(to_mono(np.array([-32768, 0, 16384], np.int16)), [-1.0, 0.0, 0.5])
+    np.testing.assert_allclose(to_mono(np.array([[1.0, 0.0], [0.5, 0.5]])), [0.5, 0.5])
+    with pytest.raises(InputError):
+        to_mono(np.zeros((2, 2, 2)))
+
+
+def test_log_mel_shape_and_level_invariance(speech):
+    cfg = FeatureConfig()
+    window = speech[8000:40000]
+    assert log_mel(window, cfg).shape == (cfg.n_mels, 1 + (32000 - cfg.n_fft) // cfg.hop_length)
+    loud, quiet = model_input(window * 10.0), model_input(window * 0.1)  # +-20 dB
+    torch.testing.assert_close(loud, model_input(window), atol=1e-4, rtol=0)
+    torch.testing.assert_close(quiet, model_input(window), atol=1e-4, rtol=0)
+
+
+def test_voice_activity(speech):
+    rng = np.random.default_rng(0)
+    window = speech[8000:40000]
+    assert is_voiced(window) and is_voiced(window * 0.1) and is_voiced(np.clip(window * 100, -1, 1))  # quiet, clipped
+    assert not is_voiced(np.zeros(32000))  # digital silence
+    assert not is_voiced(rng.standard_normal(32000) * 1e-4)  # quiet hiss
+    assert not is_voiced(rng.standard_normal(32000) * 0.05)  # loud but stationary noise
+    assert not is_voiced(np.cumsum(rng.standard_normal(32000)) * 1e-4)  # low-frequency rumble
+    assert active_fraction(np.zeros(10)) == 0.0
+
+
+def test_window_bounds():
+    assert window_bounds(0, 100, 25) == []
+    assert window_bounds(60, 100, 25) == [(0, 60)]
+    assert window_bounds(150, 100, 25) == [(0, 100), (25, 125), (50, 150)]
+    assert window_bounds(165, 100, 25) == [(0, 100), (25, 125), (50, 150), (65, 165)]  # tail >= hop/2
+    assert window_bounds(160, 100, 25) == [(0, 100), (25, 125), (50, 150)]

@@ -1,0 +1,100 @@
+"""ONNX twins of the shipped torch models: verified files, parity with torch on real inputs, the export command."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affect_sdk.errors import InputError, ModelError
+from affect_sdk.export import TOLERANCE, example_shape, export_model, exportable_models, max_abs_diff, source_sha256
+from affect_sdk.registry import _REGISTRY, create_model, file_sha256, get_spec, verified_path
+from affect_sdk.runtime import SOURCE_SHA_KEY, create_runner
+
+TORCH_MODELS = [spec.name for spec in exportable_models()]
+
+
+def real_inputs(name: str, shared: Path) -> np.ndarray:
+    """Model inputs built from real data: FER+ test crops for face models, RAVDESS speech windows for speech."""
+    spec = get_spec(name)
+    if spec.task == "face":
+        from affect_sdk.vision.data import read_ferplus, to_input
+
+        images = read_ferplus(shared / "data" / "ferplus", "test", limit=16).images
+        return to_input(images, example_shape(spec)[-1]).numpy()
+    from affect_sdk.audio.features import FeatureConfig, load_audio, model_input
+
+    cfg = FeatureConfig.from_dict(spec.preprocess)
+    wave = load_audio(shared / "data" / "ravdess_speech" / "Actor_01" / "03-01-05-02-01-01-01.flac", cfg.sample_rate)
+    window, hop = int(float(spec.preprocess.get("window_s", 2.0)) * cfg.sample_rate), cfg.sample_rate // 2
+    windows = np.stack([wave[s:s + window] for s in range(0, len(wave) - window + 1, hop)])
+    return model_input(windows, cfg).numpy()
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_every_torch_model_ships_a_verified_twin_of_its_current_weights(name):
+    spec = get_spec(name)
+    assert spec.onnx, f"{name} has no ONNX twin; run `affect export onnx --out affect_sdk/weights`"
+    path = verified_path(name, onnx=True)  # raises when missing or when its sha256 differs from the registry
+    assert source_sha256(path) == spec.sha256, f"{spec.onnx} was exported from other weights than {spec.weights}"
+    assert create_runner(name).backend == "onnxruntime"  # the default backend when onnxruntime is installed
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_twin_matches_torch_on_real_inputs(name, shared):
+    x = real_inputs(name, shared)
+    module = create_model(name, device="cpu")
+    path = verified_path(name, onnx=True)
+    for batch in (x, x[:1]):  # the batch axis is dynamic
+        assert max_abs_diff(module, path, batch) <= TOLERANCE
+    onnx_out = create_runner(name, backend="onnxruntime")(x)
+    torch_out = create_runner(name, backend="torch", device="cpu")(x)
+    assert [o.shape for o in onnx_out] == [t.shape for t in torch_out]
+    assert (onnx_out[0].argmax(1) == torch_out[0].argmax(1)).all()
+
+
+def test_a_stale_twin_is_refused_by_name_and_skipped_under_auto(tmp_path):
+    import onnx
+
+    name = TORCH_MODELS[0] if TORCH_MODELS else pytest.skip("no torch model registered")
+    spec = get_spec(name)
+    stale = onnx.load(str(verified_path(name, onnx=True)))
+    next(p for p in stale.metadata_props if p.key == SOURCE_SHA_KEY).value = "0" * 64  # "exported from old weights"
+    path = tmp_path / "stale.onnx"
+    onnx.save(stale, str(path))
+    _REGISTRY["stale-twin"] = dataclasses.replace(spec, name="stale-twin", weights=str(spec.path),
+                                                  onnx=str(path), onnx_sha256=file_sha256(path))
+    try:
+        with pytest.raises(ModelError, match="other weights"):
+            create_runner("stale-twin", backend="onnxruntime")
+        assert create_runner("stale-twin").backend == "torch"
+    finally:
+        del _REGISTRY["stale-twin"]
+
+
+def test_export_refuses_a_model_that_is_not_torch(tmp_path):
+    with pytest.raises(InputError, match="not a torch model"):
+        export_model("yunet", tmp_path)
+
+
+def test_cli_export_onnx_writes_a_checked_twin(tmp_path, shared):
+    name = TORCH_MODELS[-1] if TORCH_MODELS else pytest.skip("no torch model registered")
+    done = subprocess.run([sys.executable, "-m", "affect_sdk.cli", "export", "onnx", "--model", name, "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout.strip().splitlines()[-1])["exported"]
+    path = tmp_path / f"{name}.onnx"
+    assert row["onnx"] == path.name and row["onnx_sha256"] == file_sha256(path)
+    assert row["max_abs_diff"] <= TOLERANCE and source_sha256(path) == get_spec(name).sha256
+    assert max_abs_diff(create_model(name, device="cpu"), path, real_inputs(name, shared)) <= TOLERANCE
+
+
+def test_cli_export_onnx_names_an_unknown_model_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "affect_sdk.cli", "export", "onnx", "--model", "no-such-model",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "no-such-model" in done.stderr and "Traceback" not in done.stderr

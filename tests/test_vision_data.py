@@ -1,0 +1,97 @@
+"""FER+ reading, image loading of bad files, class folders and face augmentation, on real FER+ files."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from affect_sdk.errors import InputError
+from affect_sdk.labels import CLASSES
+from affect_sdk.vision.data import (AugmentConfig, FaceSet, augment_batch, ferplus_keep, load_image, read_ferplus,
+                                    read_image_folder, to_input)
+
+
+def test_ferplus_test_split_gives_soft_labels_and_majority_labels(shared):
+    data = read_ferplus(shared / "data/ferplus", "test", limit=40)
+    assert data.images.shape == (40, 48, 48) and data.images.dtype == np.uint8
+    assert np.allclose(data.soft.sum(1), 1.0)
+    assert (data.labels == data.soft.argmax(1)).all()
+    assert data.va_derived and data.va_targets.shape == (40, 2)
+
+
+def test_images_whose_majority_is_unknown_or_not_a_face_are_left_out():
+    votes = np.array([[6, 0, 0, 0, 0, 0, 0, 0, 4, 0],   # neutral wins
+                      [2, 0, 0, 0, 0, 0, 0, 0, 6, 2],   # unknown wins -> out
+                      [0, 0, 0, 0, 0, 0, 0, 0, 0, 10],  # not a face -> out
+                      [3, 0, 0, 0, 0, 0, 0, 0, 3, 4]])  # NF wins -> out
+    assert ferplus_keep(votes).tolist() == [True, False, False, False]
+
+
+def _write(path, image):
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def test_bad_image_files_raise_one_clear_sentence_naming_the_file(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    good = _write(tmp_path / "good.png", np.full((48, 48), 128, np.uint8))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:40])
+    text = tmp_path / "text.jpg"
+    text.write_text("not an image")
+    tiny = _write(tmp_path / "tiny.png", np.zeros((1, 1), np.uint8))
+    for path in (empty, truncated, text, tiny, tmp_path / "missing.png"):
+        with pytest.raises(InputError) as err:
+            load_image(path)
+        message = str(err.value)
+        assert path.name in message and "\n" not in message
+
+
+def test_rgba_16_bit_gray_and_huge_images_load_as_8_bit(tmp_path):
+    rgba = load_image(_write(tmp_path / "rgba.png", np.full((30, 40, 4), 200, np.uint8)))
+    assert rgba.shape == (30, 40, 3) and rgba.dtype == np.uint8
+    deep = load_image(_write(tmp_path / "deep.png", np.full((20, 20), 65535, np.uint16)))
+    assert deep.dtype == np.uint8 and deep.max() == 255
+    assert load_image(_write(tmp_path / "gray.png", np.zeros((20, 20), np.uint8))).shape == (20, 20)
+    huge = load_image(_write(tmp_path / "huge.png", np.zeros((8000, 8000), np.uint8)))
+    assert huge.shape == (8000, 8000)
+
+
+def test_class_folders_go_through_the_synonyms_and_unknown_names_are_refused(tmp_path):
+    for name in ("angry", "happiness", "boredom"):
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name / "a.png", np.zeros((48, 48), np.uint8))
+    paths, labels, excluded = read_image_folder(tmp_path)
+    assert [CLASSES[i] for i in labels] == ["anger", "happy"] and excluded == ["boredom"]
+    (tmp_path / "sleepy").mkdir()
+    with pytest.raises(InputError, match="sleepy"):
+        read_image_folder(tmp_path)
+
+
+def test_augmentation_keeps_range_and_size_and_is_seeded(shared):
+    images = read_ferplus(shared / "data/ferplus", "valid", limit=16).images
+    x = to_input(images, 48)
+    a, flips_a = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(1), size=56)
+    b, flips_b = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(1), size=56)
+    assert a.shape == (16, 1, 56, 56) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and torch.equal(flips_a, flips_b)
+
+
+def test_real_va_labels_beside_label_csv_replace_the_derived_targets(shared, tmp_path):
+    import shutil
+
+    source = shared / "data/ferplus/FER2013Valid"
+    split = tmp_path / "FER2013Valid"
+    split.mkdir()
+    rows = (source / "label.csv").read_text().splitlines()[:5]
+    (split / "label.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        shutil.copy(source / row.split(",")[0], split)
+    first = rows[0].split(",")[0]
+    (split / "va.csv").write_text(f"image,valence,arousal\n{first},0.9,-0.3\n")
+    data = read_ferplus(tmp_path, "valid")
+    assert not data.va_derived
+    assert np.allclose(data.va_targets[data.names.index(first)], [0.9, -0.3])
+    derived = FaceSet(data.images, data.soft, data.labels, data.names).va_targets
+    others = [i for i, n in enumerate(data.names) if n != first]
+    assert np.allclose(data.va_targets[others], derived[others])

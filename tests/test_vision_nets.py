@@ -1,0 +1,49 @@
+"""Teacher and student networks, the student's compute budget and the shipped, checksummed weights."""
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from affect_sdk.errors import ModelError
+from affect_sdk.registry import create_model, get_spec, register, verified_path
+from affect_sdk.vision.nets import count_gmac, create_student, create_teacher
+
+
+@pytest.mark.parametrize("factory", [create_teacher, create_student])
+def test_nets_take_gray_or_bgr_and_give_logits_and_bounded_va(factory):
+    net = factory().eval()
+    with torch.no_grad():
+        for channels, size in ((1, 48), (3, 64)):
+            logits, va = net(torch.rand(2, channels, size, size))
+            assert logits.shape == (2, 8) and va.shape == (2, 2)
+            assert va.abs().max() <= 1
+
+
+def test_shipped_student_is_within_0_3_gmac_and_smaller_than_the_teacher():
+    student, teacher = get_spec("face-student"), get_spec("face-teacher")
+    gmac = count_gmac(create_student(**student.arch), student.preprocess["input_size"])
+    assert 0 < gmac <= 0.30
+    assert gmac < count_gmac(create_teacher(**teacher.arch), teacher.preprocess["input_size"])
+
+
+@pytest.mark.parametrize("name", ["face-student", "face-teacher"])
+def test_registered_face_weights_verify_and_load(name):
+    assert verified_path(name).is_file()
+    model = create_model(name)
+    assert not model.training
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.rand(1, 1, 48, 48))[0], 1)
+    assert torch.isclose(probs.sum(), torch.tensor(1.0))
+
+
+def test_replaced_weights_fail_their_checksum(tmp_path):
+    spec = get_spec("face-student")
+    copy = tmp_path / "student.safetensors"
+    shutil.copy(spec.path, copy)
+    with open(copy, "r+b") as fh:
+        fh.seek(-4, 2)
+        fh.write(b"\x00\x01\x02\x03")
+    register(replace(spec, name="face-student-tampered", weights=str(copy)))
+    with pytest.raises(ModelError, match="sha256"):
+        create_model("face-student-tampered")

@@ -1,0 +1,62 @@
+"""Teacher and student training: a tiny real run on FER+, resuming, distilling from own and foreign teachers."""
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from affect_sdk.cli import app
+from affect_sdk.vision.nets import create_teacher
+from affect_sdk.vision.train import TrainConfig, load_teacher, lr_at, train
+
+runner = CliRunner()
+TINY_TEACHER = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "stem_stride": 2}
+TINY_STUDENT = {"width": 0.25, "last_channels": 32}
+
+
+def _tiny(role, out, data, **kw):
+    arch = TINY_TEACHER if role == "teacher" else TINY_STUDENT
+    return TrainConfig(role=role, data=str(data), out=str(out), arch=arch, limit=64, batch_size=32, epochs=1,
+                       cache_dir=None, log_every=1000, **kw)
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    assert lr_at(0, 100, 1.0, 0.1) == 0.1 and lr_at(9, 100, 1.0, 0.1) == 1.0
+    assert lr_at(100, 100, 1.0, 0.1) == 0.0
+
+
+def test_teacher_trains_resumes_and_a_student_distils_from_it(shared, tmp_path):
+    ferplus = shared / "data/ferplus"
+    state = train(_tiny("teacher", tmp_path / "teacher", ferplus), progress=False)
+    assert state["epoch"] == 1 and (tmp_path / "teacher/best.safetensors").is_file()
+    longer = _tiny("teacher", tmp_path / "teacher", ferplus)
+    longer.epochs = 2
+    resumed = train(longer, progress=False)  # same folder: picks up after epoch 1
+    assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
+    student = train(_tiny("student", tmp_path / "student", ferplus, teacher=str(tmp_path / "teacher")),
+                    progress=False)
+    assert student["epoch"] == 1 and (tmp_path / "student/teacher_outputs.npy").is_file()
+
+
+def test_same_seed_gives_the_same_weights(shared, tmp_path):
+    from safetensors.torch import load_file
+
+    ferplus = shared / "data/ferplus"
+    for run in ("a", "b"):
+        train(_tiny("student", tmp_path / run, ferplus), progress=False)
+    a, b = (load_file(str(tmp_path / run / "best.safetensors")) for run in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_torchscript_teacher_can_be_brought_along(tmp_path):
+    scripted = torch.jit.script(create_teacher(**TINY_TEACHER).eval())
+    scripted.save(str(tmp_path / "teacher.pt"))
+    logits, va = load_teacher(str(tmp_path / "teacher.pt"), torch.device("cpu"))(torch.rand(2, 1, 48, 48))
+    assert logits.shape == (2, 8) and va.shape == (2, 2)
+
+
+def test_cli_student_run_without_kd_ends_with_a_json_line(shared, tmp_path):
+    result = runner.invoke(app, ["train", "vision-student", "--data", str(shared / "data/ferplus"), "--out",
+                                 str(tmp_path / "s"), "--limit", "32", "--batch-size", "16", "--epochs", "1",
+                                 "--arch", json.dumps(TINY_STUDENT), "--cache-dir", ""])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["epochs"] == 1

@@ -1,0 +1,281 @@
+"""Face data: robust image loading, the FER+ reader (votes -> soft labels), an image-folder reader, a uint8 cache
+and batch augmentation suitable for faces (runs on the training device)."""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from affect_sdk.errors import InputError
+from affect_sdk.labels import CLASSES, FERPLUS_COLUMNS, canonical, ferplus_votes_to_canonical, va_from_probs
+
+FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+MAX_PIXELS = 100_000_000  # larger images are refused with a clear message instead of exhausting memory
+
+
+@dataclass
+class FaceSet:
+    """Face images of one split held in memory, with soft labels (class distribution), majority labels and V/A.
+
+    `va` holds per-image (valence, arousal) labels when the dataset provides them, else None; `va_targets`
+    falls back to targets derived from the soft labels through the class -> V/A table (affect_sdk.labels).
+    """
+
+    images: np.ndarray  # [N, H, W] uint8 grayscale (or [N, H, W, 3] BGR for folders of colour crops)
+    soft: np.ndarray  # [N, 8] float32, rows sum to 1
+    labels: np.ndarray  # [N] int64 majority class
+    names: list[str]
+    va: np.ndarray | None = None  # [N, 2] float32 real V/A labels, when the dataset has them
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def va_targets(self) -> np.ndarray:
+        """Real V/A labels where present (NaN rows fall back), else derived from the soft labels."""
+        derived = va_from_probs(self.soft)
+        return derived if self.va is None else np.where(np.isnan(self.va), derived, self.va).astype(np.float32)
+
+    @property
+    def va_derived(self) -> bool:
+        return self.va is None
+
+    def subset(self, index: np.ndarray) -> "FaceSet":
+        return FaceSet(self.images[index], self.soft[index], self.labels[index], [self.names[i] for i in index],
+                       None if self.va is None else self.va[index])
+
+
+# ---------------------------------------------------------------- images
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 grayscale [H, W] or BGR [H, W, 3].
+
+    Handles RGBA (alpha dropped), 16-bit (scaled to 8-bit) and grayscale files; raises InputError naming the file
+    for missing, empty, truncated, undecodable, too small or too large images.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"Cannot read image file {path}: {exc.strerror or exc}.") from None
+    if data.size == 0:
+        raise InputError(f"Image file {path} is empty (0 bytes); expected a PNG/JPEG image.")
+    # Check the declared size before decoding so an 8000x8000 file cannot exhaust memory unnoticed.
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"Image file {path} could not be decoded (truncated or not an image); "
+                         f"expected a PNG/JPEG/BMP image.")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    elif image.ndim == 3 and image.shape[2] == 2:  # gray + alpha
+        image = image[:, :, 0]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise InputError(f"Image file {path} has an unsupported layout {image.shape}; expected gray, BGR or BGRA.")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    h, w = image.shape[:2]
+    if min(h, w) < 8:
+        raise InputError(f"Image file {path} is only {w}x{h} pixels; a face needs at least 8x8.")
+    if h * w > MAX_PIXELS:
+        raise InputError(f"Image file {path} is {w}x{h} pixels, more than the {MAX_PIXELS:,} this tool accepts; "
+                         f"downscale it first.")
+    return np.ascontiguousarray(image)
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+
+
+# ---------------------------------------------------------------- FER+
+def ferplus_split_dir(root: str | Path, split: str) -> Path:
+    root = Path(root)
+    if split not in FERPLUS_SPLITS:
+        raise InputError(f"Unknown FER+ split {split!r}; expected one of {', '.join(FERPLUS_SPLITS)}.")
+    folder = root / FERPLUS_SPLITS[split]
+    if not (folder / "label.csv").is_file():
+        raise InputError(f"{folder} has no label.csv; expected the FER+ layout (FER2013Train/Valid/Test).")
+    return folder
+
+
+def is_ferplus(root: str | Path) -> bool:
+    return any((Path(root) / d / "label.csv").is_file() for d in FERPLUS_SPLITS.values())
+
+
+def read_ferplus_votes(folder: Path) -> tuple[list[str], np.ndarray]:
+    """Image names and their 10 vote counts (FERPLUS_COLUMNS order) from a FER+ label.csv."""
+    names, votes = [], []
+    with open(folder / "label.csv", newline="") as fh:
+        for line, row in enumerate(csv.reader(fh), 1):
+            if len(row) != 2 + len(FERPLUS_COLUMNS):
+                raise InputError(f"{folder / 'label.csv'} line {line} has {len(row)} columns; expected 12.")
+            names.append(row[0])
+            votes.append([int(v) for v in row[2:]])
+    return names, np.asarray(votes, dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
+
+
+def ferplus_keep(votes10: np.ndarray) -> np.ndarray:
+    """FER+ leaves out images whose majority vote is unknown or not-a-face (ties go to the emotion)."""
+    return (np.argmax(votes10, axis=1) < 8) & (ferplus_votes_to_canonical(votes10).sum(axis=1) > 0)
+
+
+def read_ferplus(root: str | Path, split: str, *, limit: int | None = None) -> FaceSet:
+    """One FER+ split: 48x48 grayscale images, soft labels from the 8 emotion votes, majority labels.
+
+    Unreadable images are skipped (FER+ as shipped has none); `limit` keeps the first N usable images.
+    """
+    folder = ferplus_split_dir(root, split)
+    names, votes10 = read_ferplus_votes(folder)
+    keep = np.flatnonzero(ferplus_keep(votes10))
+    if limit is not None:
+        keep = keep[:limit]
+    images, kept = [], []
+    for i in keep:
+        image = cv2.imread(str(folder / names[i]), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            continue
+        if image.shape != (48, 48):
+            image = cv2.resize(image, (48, 48), interpolation=cv2.INTER_AREA)
+        images.append(image)
+        kept.append(i)
+    votes = ferplus_votes_to_canonical(votes10[kept]).astype(np.float32)
+    soft = votes / votes.sum(axis=1, keepdims=True)
+    kept_names = [names[i] for i in kept]
+    return FaceSet(np.stack(images), soft, np.argmax(votes, axis=1).astype(np.int64), kept_names,
+                   read_va_labels(folder / "va.csv", kept_names))
+
+
+def read_va_labels(path: Path, names: list[str]) -> np.ndarray | None:
+    """Optional per-image V/A labels: a CSV with columns image,valence,arousal (values in -1..1).
+
+    FER+ has none; a dataset that has them puts this file beside its label.csv and training uses them instead of
+    targets derived from the class distribution (images missing from the file fall back to derived targets).
+    """
+    if not path.is_file():
+        return None
+    table: dict[str, tuple[float, float]] = {}
+    with open(path, newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), 2):
+            try:
+                table[row["image"]] = (float(row["valence"]), float(row["arousal"]))
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{path} line {line} is not image,valence,arousal with numbers.") from None
+    return np.asarray([table.get(n, (np.nan, np.nan)) for n in names], dtype=np.float32)
+
+
+def cached_ferplus(root: str | Path, split: str, cache_dir: str | Path | None) -> FaceSet:
+    """read_ferplus through a uint8 npz cache (decoding 28k PNGs each run is slow on a small CPU)."""
+    if cache_dir is None:
+        return read_ferplus(root, split)
+    cache = Path(cache_dir) / f"ferplus_{split}.npz"
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        return FaceSet(z["images"], z["soft"], z["labels"], [str(n) for n in z["names"]],
+                       z["va"] if "va" in z.files else None)
+    data = read_ferplus(root, split)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    extra = {} if data.va is None else {"va": data.va}
+    np.savez(tmp, images=data.images, soft=data.soft, labels=data.labels, names=np.asarray(data.names), **extra)
+    tmp.replace(cache)
+    return data
+
+
+# ---------------------------------------------------------------- image folders
+def read_image_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list[str]]:
+    """A folder with one subfolder per class (names through the label synonyms, e.g. 'angry', 'happiness').
+
+    Returns image paths, their class indices and the folders that were knowingly excluded (e.g. 'boredom').
+    An unknown folder name raises InputError naming that folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; expected the FER+ layout or one subfolder per class.")
+    paths, labels, excluded = [], [], []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            name = canonical(sub.name)
+        except InputError:
+            raise InputError(f"Folder {sub} is not a known emotion class; expected one of {', '.join(CLASSES)} "
+                             f"or a common synonym (e.g. 'angry', 'happiness').") from None
+        if name is None:
+            excluded.append(sub.name)
+            continue
+        for f in sorted(sub.rglob("*")):
+            if f.is_file() and not f.name.startswith("."):
+                paths.append(f)
+                labels.append(CLASSES.index(name))
+    if not paths and not excluded:
+        raise InputError(f"{root} holds no class subfolders with images; expected e.g. {root}/happy/001.png.")
+    return paths, np.asarray(labels, dtype=np.int64), excluded
+
+
+# ---------------------------------------------------------------- augmentation
+@dataclass
+class AugmentConfig:
+    """Face-suitable augmentation: small affine jitter, horizontal flip, brightness/contrast, small occlusion."""
+
+    max_rotation_deg: float = 10.0
+    max_shift: float = 0.08  # fraction of the image side
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    flip: bool = True
+    brightness: float = 0.2  # additive, in [0,1] pixel units
+    contrast: float = 0.25  # multiplicative around the image mean
+    erase_prob: float = 0.25  # random-erasing of one small rectangle (occlusion robustness)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator,
+                  size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch [B, 1, H, W] of floats in [0, 1]; returns the batch (resized to `size`) and the flip mask."""
+    b, device = x.shape[0], x.device
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(device)
+
+    flips = (torch.rand(b, generator=generator) < 0.5) if cfg.flip else torch.zeros(b, dtype=torch.bool)
+    flips = flips.to(device)
+    angle = uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
+    scale = uniform(*cfg.scale_range)
+    tx, ty = uniform(-cfg.max_shift, cfg.max_shift) * 2, uniform(-cfg.max_shift, cfg.max_shift) * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    sign = torch.where(flips, -1.0, 1.0)
+    theta = torch.stack([torch.stack([cos * sign, -sin, tx], 1), torch.stack([sin * sign, cos, ty], 1)], 1)
+    out_size = size or x.shape[-1]
+    grid = F.affine_grid(theta, [b, x.shape[1], out_size, out_size], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
+    bright = uniform(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
+    out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
+    if cfg.erase_prob > 0:
+        erase = (torch.rand(b, generator=generator) < cfg.erase_prob).to(device)
+        side = (uniform(0.15, 0.35) * out_size).long()
+        cx = (uniform(0, 1) * out_size).long()
+        cy = (uniform(0, 1) * out_size).long()
+        ar = torch.arange(out_size, device=device)
+        in_x = (ar.view(1, -1) - cx.view(-1, 1)).abs() <= side.view(-1, 1) // 2
+        in_y = (ar.view(1, -1) - cy.view(-1, 1)).abs() <= side.view(-1, 1) // 2
+        mask = (in_y.unsqueeze(2) & in_x.unsqueeze(1) & erase.view(-1, 1, 1)).unsqueeze(1)
+        out = out.masked_fill(mask, 0.5)
+    return out, flips
+
+
+def to_input(images: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 [N, H, W] grayscale batch -> float [N, 1, size, size] in [0, 1] (the nets' input convention)."""
+    x = torch.as_tensor(images).to(device).float().div_(255).unsqueeze(1)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x

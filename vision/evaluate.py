@@ -1,0 +1,165 @@
+"""Face model evaluation on a FER+ layout or an image folder: accuracy, macro-F1, per-class accuracy, confusion,
+V/A concordance (CCC); bad files are skipped with one message each and reported."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from affect_sdk.errors import AffectError, InputError
+from affect_sdk.labels import CLASSES, NUM_CLASSES, va_from_probs
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class accuracy over the classes present in `labels`; confusion over all 8.
+
+    Predictions of classes absent from the data still count as wrong.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    pred = np.asarray(probs).argmax(axis=1)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    present = [c for c in range(NUM_CLASSES) if confusion[c].sum() > 0]
+    f1s, per_class = [], {}
+    for c in present:
+        tp, support, predicted = confusion[c, c], confusion[c].sum(), confusion[:, c].sum()
+        per_class[CLASSES[c]] = round(float(tp / support), 4)
+        f1s.append(0.0 if tp == 0 else 2 * tp / (support + predicted))
+    n = int(len(labels))
+    return {"n": n, "accuracy": round(float((pred == labels).mean()), 4) if n else 0.0,
+            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0, "per_class": per_class,
+            "classes": [CLASSES[c] for c in present], "confusion": confusion.tolist(),
+            "confusion_axes": "rows: true class, columns: predicted class, both in CLASSES order"}
+
+
+def ccc(a: np.ndarray, b: np.ndarray) -> float:
+    """Lin's concordance correlation coefficient between two 1-D series."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2:
+        return float("nan")
+    cov = ((a - a.mean()) * (b - b.mean())).mean()
+    denom = a.var() + b.var() + (a.mean() - b.mean()) ** 2
+    return float(2 * cov / denom) if denom > 0 else float("nan")
+
+
+def va_concordance(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    return {"valence": round(ccc(pred[:, 0], target[:, 0]), 4), "arousal": round(ccc(pred[:, 1], target[:, 1]), 4)}
+
+
+@dataclass
+class LabelledImages:
+    """Image files with majority labels, and soft labels (and so derived V/A) where the dataset has votes."""
+
+    paths: list[Path]
+    labels: np.ndarray
+    soft: np.ndarray | None = None
+    kind: str = "folder"  # "ferplus" or "folder"
+    excluded: list[str] = field(default_factory=list)
+
+
+def find_labelled_images(data: str | Path, split: str = "test") -> LabelledImages:
+    """A FER+ layout (one split) or a class-per-folder image tree."""
+    from affect_sdk.labels import ferplus_votes_to_canonical
+    from affect_sdk.vision.data import ferplus_keep, ferplus_split_dir, is_ferplus, read_ferplus_votes, \
+        read_image_folder
+
+    data = Path(data)
+    if not data.exists():
+        raise InputError(f"Data folder {data} does not exist.")
+    if is_ferplus(data):
+        folder = ferplus_split_dir(data, split)
+        names, votes10 = read_ferplus_votes(folder)
+        keep = np.flatnonzero(ferplus_keep(votes10))
+        votes = ferplus_votes_to_canonical(votes10[keep]).astype(np.float32)
+        return LabelledImages([folder / names[i] for i in keep], votes.argmax(1).astype(np.int64),
+                              votes / votes.sum(1, keepdims=True), "ferplus")
+    paths, labels, excluded = read_image_folder(data)
+    return LabelledImages(paths, labels, None, "folder", excluded)
+
+
+def resolve_model(ref: str | None) -> str | None:
+    """A registered model name as is; a training run folder (model.json + best.safetensors) is registered on the
+    fly under its path, so runs can be evaluated before they are shipped."""
+    from affect_sdk.registry import ModelSpec, file_sha256, register
+
+    if ref is None or not (Path(ref) / "model.json").is_file():
+        return ref
+    run = Path(ref).resolve()
+    weights = run / "best.safetensors"
+    if not weights.is_file():
+        raise InputError(f"Run folder {run} has no best.safetensors yet.")
+    import json
+
+    meta = json.loads((run / "model.json").read_text())
+    register(ModelSpec(name=str(ref), task="face", weights=str(weights), sha256=file_sha256(weights),
+                       licence="local training run", factory=meta["factory"], arch=meta["arch"],
+                       preprocess={"input_size": meta.get("input_size", 48)}))
+    return str(ref)
+
+
+def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = False, model: str | None = None,
+                    reference: str | None = None, backend: str | None = None, device: str | None = None,
+                    limit: int | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate a registered face model; returns the JSON-ready result dict (see `affect eval vision`)."""
+    from affect_sdk.registry import create_model, default_model, get_spec
+    from affect_sdk.vision.align import crop_face
+    from affect_sdk.vision.data import load_image
+    from affect_sdk.vision.infer import FaceAnalyzer
+    from affect_sdk.vision.nets import count_gmac
+
+    warn = warn or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    started = time.time()
+    model, reference = resolve_model(model) or default_model("face"), resolve_model(reference)
+    items = find_labelled_images(data, split)
+    if limit is not None:
+        items.paths, items.labels = items.paths[:limit], items.labels[:limit]
+        items.soft = None if items.soft is None else items.soft[:limit]
+    analyzer = FaceAnalyzer(model, backend=backend, device=device)
+    ref = FaceAnalyzer(reference, backend=backend, device=device) if reference else None
+    size = analyzer.input_size
+    batch_crops, kept, skipped, no_face = [], [], [], 0
+    for i, path in enumerate(items.paths):
+        try:
+            image = load_image(path)
+        except AffectError as exc:
+            skipped.append({"file": str(path), "error": str(exc)})
+            warn(f"skipped: {exc}")
+            continue
+        if crops:
+            batch_crops.append(image)
+        else:
+            faces = analyzer.detector.detect(image)
+            if faces:
+                batch_crops.append(crop_face(image, faces[0], size))
+            else:  # a labelled face image without a detection still counts: the whole image is the crop
+                no_face += 1
+                batch_crops.append(image)
+        kept.append(i)
+    if not kept:
+        raise InputError(f"No readable images in {data}; {len(skipped)} files were skipped.")
+    probs, va = analyzer.analyze_crops(batch_crops)
+    labels = items.labels[kept]
+    result: dict[str, Any] = {"model": model, "data": str(data), "split": split if items.kind == "ferplus" else None,
+                              "layout": items.kind, "crops": crops}
+    result.update(classification_metrics(labels, probs))
+    spec = get_spec(model)
+    result["gmac"] = round(count_gmac(create_model(model), size), 4) if spec.factory else None
+    result["input_size"] = size
+    if items.soft is not None:
+        derived = va_from_probs(items.soft[kept])
+        result["va_ccc_vs_derived"] = va_concordance(va, derived)
+        result["va_note"] = ("derived targets: FER+ vote distributions through the AffectNet class -> V/A table "
+                             "(affect_sdk.labels.CLASS_VA); no V/A ground truth is available")
+    if ref is not None:
+        ref_probs, ref_va = ref.analyze_crops(batch_crops)
+        result["reference"] = {"model": reference, "accuracy": round(float((ref_probs.argmax(1) == labels).mean()), 4),
+                               "va_ccc_vs_reference": va_concordance(va, ref_va)}
+        if items.soft is not None:
+            result["reference"]["va_ccc_vs_derived"] = va_concordance(ref_va, va_from_probs(items.soft[kept]))
+    result.update({"skipped": len(skipped), "skipped_files": skipped[:50], "no_face": no_face,
+                   "excluded_folders": items.excluded, "seconds": round(time.time() - started, 1)})
+    return result

@@ -1,0 +1,326 @@
+"""Training of the face teacher and the face student (with eq. 1-3 distillation or without), one short loop.
+
+Data live in memory as uint8 (FER+ through a npz cache); augmentation runs batched on the training device.
+Checkpoints every epoch under `out/last/`, best-on-FER+-Valid weights in `out/best.safetensors`; resumable
+(same command again) and deterministic for a seed. Runs as one process or under torchrun (DDP).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from affect_sdk.errors import InputError, ModelError
+from affect_sdk.training import (all_reduce_mean, init_distributed, load_checkpoint, save_checkpoint,
+                                 seed_everything, shard_indices, unwrap, wrap_model, write_replica_digest)
+from affect_sdk.vision.data import AugmentConfig, augment_batch, cached_ferplus, read_ferplus, to_input
+from affect_sdk.vision.distill import DistillConfig, soft_cross_entropy, student_loss
+
+TEACHER_FACTORY = "affect_sdk.vision.nets:create_teacher"
+STUDENT_FACTORY = "affect_sdk.vision.nets:create_student"
+# CPU-sized defaults (this is what fits a shared 2-core machine); the model cards give the GPU settings.
+DEFAULT_TEACHER_ARCH: dict[str, Any] = {"widths": [32, 64, 128, 256], "depths": [1, 1, 1, 1], "stem_stride": 2}
+DEFAULT_STUDENT_ARCH: dict[str, Any] = {"width": 0.5, "stem_stride": 2, "last_channels": 512}
+
+
+@dataclass
+class TrainConfig:
+    role: str = "student"  # "teacher" or "student"
+    data: str = "../shared/data/ferplus"
+    out: str = "runs/vision-student"
+    cache_dir: str | None = ".cache"
+    arch: dict[str, Any] = field(default_factory=dict)  # factory kwargs; empty -> the role's default
+    input_size: int = 48
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.05
+    seed: int = 0
+    device: str | None = None
+    threads: int | None = 1  # torch CPU threads; None leaves torch's default
+    teacher: str | None = None  # None: no KD. A run dir, a registry name, .pt/.ts (TorchScript), .onnx or module:factory
+    teacher_input_size: int = 48
+    kd_targets: str = "cached"  # "cached": teacher outputs of each image (and its mirror), once; "online": every batch
+    kd_mirrors: bool = True  # cached mode: also run the teacher on mirrored images (else mirrors reuse the plain view)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    limit: int | None = None  # use only the first N training images (smoke tests)
+    log_every: int = 50
+
+    @property
+    def factory(self) -> str:
+        return TEACHER_FACTORY if self.role == "teacher" else STUDENT_FACTORY
+
+    @property
+    def resolved_arch(self) -> dict[str, Any]:
+        return dict(self.arch or (DEFAULT_TEACHER_ARCH if self.role == "teacher" else DEFAULT_STUDENT_ARCH))
+
+
+def lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
+    """Linear warm-up then cosine decay to 0, as a pure function of the step (so resuming needs only the step)."""
+    warmup = max(1, int(total * warmup_frac))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+# ---------------------------------------------------------------- teachers
+TeacherFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_run_model(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The best weights of a training run directory (model.json + best.safetensors), in eval mode."""
+    from safetensors.torch import load_file
+
+    from affect_sdk.registry import resolve_factory
+
+    meta = json.loads((run_dir / "model.json").read_text())
+    model = resolve_factory(meta["factory"])(**meta["arch"])
+    model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
+    return model.to(device).eval(), meta
+
+
+def load_teacher(ref: str, device: torch.device) -> TeacherFn:
+    """A teacher as a function x [B,1,H,W] in [0,1] -> (logits [B,8], va [B,2]).
+
+    `ref`: a training run directory, a registered model name, a TorchScript file (.pt/.ts/.torchscript), a
+    torch.export archive (.pt2), an ONNX file (.onnx) or 'module:factory' returning an nn.Module with its weights
+    loaded. Foreign teachers must give
+    the same outputs (8 logits in affect_sdk.labels.CLASSES order, V/A in [-1, 1]).
+    """
+    from affect_sdk.registry import _REGISTRY, create_model, resolve_factory
+
+    path = Path(ref)
+    if path.is_dir():
+        if not (path / "best.safetensors").is_file():
+            raise InputError(f"Teacher run directory {path} has no best.safetensors; train the teacher first.")
+        module = load_run_model(path, device)[0]
+    elif ref in _REGISTRY:
+        module = create_model(ref, device=device)
+    elif path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise InputError(f"Teacher file {path} does not exist.")
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def run_onnx(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits, va = session.run(None, {name: x.detach().cpu().numpy().astype(np.float32)})[:2]
+            return torch.from_numpy(logits).to(x.device), torch.from_numpy(va).to(x.device)
+
+        return run_onnx
+    elif path.suffix.lower() == ".pt2":  # torch.export archive
+        if not path.is_file():
+            raise InputError(f"Teacher file {path} does not exist.")
+        module = torch.export.load(str(path)).module()
+    elif path.suffix.lower() in (".pt", ".ts", ".torchscript", ".jit"):
+        if not path.is_file():
+            raise InputError(f"Teacher file {path} does not exist.")
+        try:
+            module = torch.jit.load(str(path), map_location=device)
+        except RuntimeError as exc:
+            raise ModelError(f"Teacher file {path} is not a TorchScript module: {exc}.") from None
+    elif ":" in ref:
+        module = resolve_factory(ref)()
+    else:
+        raise InputError(f"Teacher {ref!r} is neither a run directory, a registered model, a .pt/.onnx file "
+                         f"nor a module:factory reference.")
+    if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
+        module = module.to(device).eval()  # exported (.pt2) graphs are already inference graphs
+
+    @torch.no_grad()
+    def run_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = module(x)
+        if not isinstance(out, (tuple, list)) or len(out) < 2:
+            raise ModelError(f"Teacher {ref!r} must return (logits [B,8], va [B,2]).")
+        return out[0].float(), out[1].float()
+
+    return run_torch
+
+
+@torch.no_grad()
+def teacher_outputs(teacher: TeacherFn, images: np.ndarray, size: int, device: torch.device,
+                    mirrors: bool = True, batch: int = 256) -> np.ndarray:
+    """Teacher (logits, va) of each image and of its mirror: float32 [N, 2 (plain, mirrored), 10].
+
+    With mirrors=False the mirrored slot repeats the plain view (emotion is mirror-invariant), halving the cost.
+    """
+    out = np.zeros((len(images), 2, 10), dtype=np.float32)
+    for start in range(0, len(images), batch):
+        x = to_input(images[start:start + batch], size, device)
+        views = (x, torch.flip(x, dims=[3])) if mirrors else (x,)
+        for k, view in enumerate(views):
+            logits, va = teacher(view)
+            out[start:start + batch, k] = torch.cat([logits, va], 1).cpu().numpy()
+        if not mirrors:
+            out[start:start + batch, 1] = out[start:start + batch, 0]
+    return out
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict_images(model: torch.nn.Module, images: np.ndarray, size: int, device: torch.device,
+                   batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities [N, 8] and V/A [N, 2] of a grayscale uint8 batch."""
+    model.eval()
+    probs, vas = [], []
+    for start in range(0, len(images), batch):
+        logits, va = model(to_input(images[start:start + batch], size, device))
+        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+        vas.append(va.float().cpu().numpy())
+    return np.concatenate(probs), np.concatenate(vas)
+
+
+# ---------------------------------------------------------------- training
+def _log(ctx, message: str) -> None:
+    if ctx.is_main:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) one run; returns the final state (best FER+ Valid accuracy, history, paths)."""
+    from affect_sdk.device import resolve_device
+    from affect_sdk.registry import resolve_factory
+
+    if cfg.role not in ("teacher", "student"):
+        raise InputError(f"Unknown role {cfg.role!r}; expected 'teacher' or 'student'.")
+    if cfg.kd_targets not in ("cached", "online"):
+        raise InputError(f"Unknown --kd-targets {cfg.kd_targets!r}; expected 'cached' or 'online'.")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ctx = init_distributed(resolve_device(cfg.device))
+    device = ctx.device
+    out = Path(cfg.out)
+    seed_everything(cfg.seed)
+
+    if cfg.limit:  # smoke runs: decode only the first images, no cache
+        train_set = read_ferplus(cfg.data, "train", limit=cfg.limit)
+        valid_set = read_ferplus(cfg.data, "valid", limit=cfg.limit)
+    else:
+        train_set = cached_ferplus(cfg.data, "train", cfg.cache_dir)
+        valid_set = cached_ferplus(cfg.data, "valid", cfg.cache_dir)
+    images = torch.from_numpy(train_set.images)  # uint8 [N, 48, 48]
+    soft = torch.from_numpy(train_set.soft)
+    va_target = torch.from_numpy(train_set.va_targets.astype(np.float32))
+
+    arch = cfg.resolved_arch
+    model = resolve_factory(cfg.factory)(**arch)
+    meta = {"factory": cfg.factory, "arch": arch, "input_size": cfg.input_size, "role": cfg.role,
+            "va_targets": "derived from FER+ vote distributions via affect_sdk.labels.CLASS_VA"
+            if train_set.va_derived else "dataset labels"}
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.json").write_text(json.dumps(meta, indent=2))
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
+    model = wrap_model(model, ctx)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+    teacher: TeacherFn | None = None
+    cached_kd: torch.Tensor | None = None
+    if cfg.role == "student" and cfg.teacher:
+        teacher = load_teacher(cfg.teacher, device)
+        if cfg.kd_targets == "cached":
+            cache = out / "teacher_outputs.npy"
+            if cache.is_file():
+                cached_kd = torch.from_numpy(np.load(cache))
+            else:
+                _log(ctx, f"teacher outputs for {len(train_set)} images and their mirrors ...")
+                arr = teacher_outputs(teacher, train_set.images, cfg.teacher_input_size, device, cfg.kd_mirrors)
+                if ctx.is_main:
+                    np.save(cache, arr)
+                cached_kd = torch.from_numpy(arr)
+            teacher_acc = float((cached_kd[:, 0, :8].argmax(1).numpy() == train_set.labels).mean())
+            _log(ctx, f"teacher train accuracy (plain views) {teacher_acc:.4f}")
+
+    state = load_checkpoint(out / "last", model, optimizer) or {"epoch": 0, "step": 0, "best_valid": -1.0,
+                                                                 "history": []}
+    if state["epoch"]:
+        _log(ctx, f"resuming after epoch {state['epoch']} (best valid {state['best_valid']:.4f})")
+    steps_per_epoch = len(shard_indices(len(train_set), 0, cfg.seed, ctx)) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    _log(ctx, f"{cfg.role}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
+              f"{len(train_set)} train / {len(valid_set)} valid images, {cfg.epochs} epochs x {steps_per_epoch} "
+              f"steps, batch {cfg.batch_size} x {ctx.world_size}, device {device}, kd={'yes' if teacher else 'no'}")
+
+    bar = None
+    if progress and ctx.is_main:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[info]}"), transient=True)
+        bar.start()
+    try:
+        for epoch in range(state["epoch"], cfg.epochs):
+            model.train()
+            torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout: a resumed run repeats an uninterrupted one
+            generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            order = torch.from_numpy(shard_indices(len(train_set), epoch, cfg.seed, ctx))
+            task = bar.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, info="") if bar else None
+            started, running = time.time(), 0.0
+            for i in range(steps_per_epoch):
+                idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                x = to_input(images[idx], 48, device)
+                x, flips = augment_batch(x, cfg.augment, generator, size=cfg.input_size)
+                y, y_va = soft[idx].to(device), va_target[idx].to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(state["step"], total, cfg.lr, cfg.warmup_frac)
+                outputs = model(x)
+                if cfg.role == "teacher" or teacher is None:
+                    loss = student_loss(outputs, None, y, y_va, cfg.distill)
+                else:
+                    if cached_kd is not None:
+                        t = cached_kd[idx, flips.cpu().long()].to(device)
+                        t_out = (t[:, :8], t[:, 8:])
+                    else:
+                        t_in = x if cfg.teacher_input_size == cfg.input_size else torch.nn.functional.interpolate(
+                            x, size=(cfg.teacher_input_size,) * 2, mode="bilinear", align_corners=False)
+                        t_out = teacher(t_in)
+                    loss = student_loss(outputs, t_out, y, y_va, cfg.distill)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+                state["step"] += 1
+                running = 0.98 * running + 0.02 * loss.item() if i else loss.item()
+                if bar:
+                    bar.update(task, advance=1, info=f"loss {running:.3f}")
+                if (i + 1) % cfg.log_every == 0:
+                    rate = (i + 1) * cfg.batch_size * ctx.world_size / (time.time() - started)
+                    _log(ctx, f"epoch {epoch + 1} step {i + 1}/{steps_per_epoch} loss {running:.4f} "
+                              f"lr {optimizer.param_groups[0]['lr']:.2e} {rate:.0f} img/s")
+            if bar:
+                bar.remove_task(task)
+            probs, va = predict_images(unwrap(model), valid_set.images, cfg.input_size, device)
+            valid_acc = float((probs.argmax(1) == valid_set.labels).mean())
+            valid_ce = float(soft_cross_entropy(torch.from_numpy(np.log(probs + 1e-8)),
+                                                torch.from_numpy(valid_set.soft)))
+            valid_acc = all_reduce_mean(valid_acc, ctx)
+            state["epoch"] = epoch + 1
+            state["history"].append({"epoch": epoch + 1, "loss": running, "valid_accuracy": valid_acc,
+                                     "valid_ce": valid_ce, "seconds": round(time.time() - started, 1)})
+            if ctx.is_main:
+                if valid_acc > state["best_valid"]:
+                    state["best_valid"], state["best_epoch"] = valid_acc, epoch + 1
+                    from affect_sdk.training import export_weights
+
+                    export_weights(model, out / "best.safetensors")
+                save_checkpoint(out / "last", model, optimizer, state)
+            _log(ctx, f"epoch {epoch + 1}/{cfg.epochs} done in {time.time() - started:.0f}s: loss {running:.4f} "
+                      f"FER+ valid accuracy {valid_acc:.4f} (best {state['best_valid']:.4f})")
+    finally:
+        if bar:
+            bar.stop()
+    write_replica_digest(model, ctx, out)
+    state["out"] = str(out)
+    return state
