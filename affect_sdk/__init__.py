@@ -9,5 +9,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AffectError", "DeviceError", "InputError", "ModelError", "CLASSES",
-    "FaceAffect", "SpeechAffect", "FusedAffect", "JsonlWriter", "__version__",
+    "FaceAffect", "SpeechAffect", "FusedAffect", "JsonlWriter", "Session", "demo_clip", "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # The live Session pulls in OpenCV, torch and the models: import it only when asked for.
+    if name in ("Session", "demo_clip"):
+        from affect_sdk import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'affect_sdk' has no attribute {name!r}")

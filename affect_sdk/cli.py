@@ -460,9 +460,12 @@ def _vision_train_config(role: str, **options):
 
 
 def _vision_train_run(cfg) -> None:
+    from affect_sdk.training import is_main_process
     from affect_sdk.vision.train import train
 
     state = train(cfg)
+    if not is_main_process():  # under torchrun rank 0 alone reports (other ranks never saw a best epoch)
+        return
     print_json_line({"out": state["out"], "best_valid_accuracy": round(state["best_valid"], 4),
                      "best_epoch": state.get("best_epoch"), "epochs": state["epoch"]})
 
@@ -496,8 +499,9 @@ def train_vision_teacher(
 @friendly
 def train_vision_student(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher to distil from: a run folder, a "
-                                          "registered model (face-teacher), a TorchScript .pt, an .onnx or "
-                                          "module:factory; leave out to train without KD."),
+                                          "registered model (face-teacher), a TorchScript .pt, a torch.export "
+                                          ".pt2, an .onnx or module:factory giving (logits [B,8], va [B,2]) "
+                                          "for [B,1,H,W] pixels in 0..1; leave out to train without KD."),
     data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (FER2013Train/Valid)."),
     out: Path = typer.Option(Path("runs/vision-student"), "--out", help="Run folder: checkpoints, best weights."),
     epochs: int = typer.Option(5, "--epochs"),
@@ -536,11 +540,12 @@ def train_audio(
     data: Path = typer.Option(Path("../shared/data/ravdess_speech"), "--data", help="Training corpus folder "
                               "(RAVDESS or EmoDB names, or labels.csv with a speaker column)."),
     out: Path = typer.Option(Path("runs/speech-cnn"), "--out", help="Folder for checkpoints, log and weights."),
-    cache: Path = typer.Option(Path(".cache/ravdess_speech_16k.npz"), "--cache", help="Decoded-waveform cache "
-                               "(built on first use)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Decoded-waveform cache, built on first use "
+                                         "[default: .cache/<data folder name>_16k.npz]."),
     val_speakers: str = typer.Option("15,16", "--val-speakers", help="Speakers held out for model selection."),
     test_speakers: str = typer.Option("17,18,19,20", "--test-speakers", help="Speakers never used in training."),
-    steps: int = typer.Option(2000, "--steps", min=1),
+    steps: int = typer.Option(4000, "--steps", min=1),
+    eval_every: int = typer.Option(250, "--eval-every", min=1, help="Validate (and checkpoint) every N steps."),
     batch: int = typer.Option(32, "--batch", min=2),
     lr: float = typer.Option(3e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
@@ -552,8 +557,9 @@ def train_audio(
     def ids(text: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in text.split(",") if s.strip())
 
-    cfg = TrainConfig(data=str(data), cache=str(cache), out=str(out), val_speakers=ids(val_speakers),
-                      test_speakers=ids(test_speakers), steps=steps, batch=batch, lr=lr, seed=seed, threads=threads)
+    cfg = TrainConfig(data=str(data), cache=str(cache or ""), out=str(out), val_speakers=ids(val_speakers),
+                      test_speakers=ids(test_speakers), steps=steps, eval_every=eval_every, batch=batch, lr=lr,
+                      seed=seed, threads=threads)
     state = train(cfg)
     from affect_sdk.training import is_main_process
 

@@ -59,17 +59,17 @@ register(ModelSpec(
     name="speech-cnn",
     task="speech",
     weights="speech-cnn.safetensors",
-    sha256="e3fd2f5b5703fcacdac8c13c4375c6979f43a7549aef9ce1d5ab0f857bb4872e",
+    sha256="8c42a3500f9027aa3fd178cb3a788d6f6cc913a31d29b90984e81cc8aaf1b87d",
     licence="CC BY-NC-SA 4.0 (trained on RAVDESS, Livingstone & Russo 2018): non-commercial, share-alike",
     factory="affect_sdk.audio.nets:create_speech_cnn",
-    arch={"channels": [16, 32, 64, 128]},
+    arch={"kind": "1d", "channels": [128, 192, 256, 256], "members": 2},
     preprocess={"sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64,
                 "fmin": 50.0, "fmax": 7600.0, "top_db": 80.0, "window_s": 2.0, "hop_s": 0.5},
     card="speech-cnn.md",
     onnx="speech-cnn.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="cb50f9e27a95005e864c3d4fbd904e398ccde96914ab162630c640f03aaeb136",
-    description="Small CNN over level-normalised 2 s log-mel windows -> 8 canonical classes; V/A from the class "
-                "table (speech corpora have no V/A labels).",
+    onnx_sha256="67ed1e94527b649ade371d0cdf240b7896fd775803694cf8dcda2b4947b1e1a9",
+    description="Small temporal CNN over level-normalised 2 s log-mel windows -> 8 canonical classes; V/A from "
+                "the class table (speech corpora have no V/A labels).",
 ))
 
 
@@ -82,16 +82,31 @@ register(ModelSpec(
     name="face-student",
     task="face",
     weights="face-student.safetensors",
-    sha256="75e1c24613b5f8bf1d67d1168b1a4ced603bd3b888c64e3142d9a8496701d254",
+    sha256="f3907345b63e95ff200d22a5518b398e015b2174d3df42a8e5c73052947b7378",
     licence=FACE_LICENCE,
     factory="affect_sdk.vision.nets:create_student",
     arch={"width": 0.5, "stem_stride": 2, "last_channels": 512},
     preprocess=FACE_PREPROCESS,
     card="face-student.md",
     onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="1aa393aad8ec6ffb4945f0cf8afb7c2ded600cfb3cecb8d3ae3dd89ad0d80291",
+    onnx_sha256="76e87f9d03f479f07700ec9917bb7f4ed66026847c1b0a4b12e708946e7d2c7a",
     description="MobileNetV2-style face student (8 classes + V/A), distilled from face-teacher with eq. 1-3 of "
                 "Lee, Kim & Lee 2023; V/A trained on targets derived from FER+ vote distributions.",
+))
+
+register(ModelSpec(
+    name="face-teacher",
+    task="face",
+    weights="face-teacher.safetensors",
+    sha256="76340fe8bd0390c965d445bb50fddbc86e50b0cadca552dba9a21555b18aae52",
+    licence=FACE_LICENCE,
+    factory="affect_sdk.vision.nets:create_teacher",
+    arch={"widths": [32, 64, 128, 256], "depths": [1, 1, 1, 1], "stem_stride": 2},
+    preprocess=FACE_PREPROCESS,
+    card="face-teacher.md",
+    onnx="face-teacher.onnx",  # affect export onnx --out affect_sdk/weights
+    onnx_sha256="95aac3015a39edbd65beaa4c16fe6eed353cff4d54d14b3a1c4359b5ce54c968",
+    description="ResNet-style face teacher (8 classes + V/A) that face-student is distilled from.",
 ))
 
 

@@ -63,9 +63,7 @@ class VadConfig:
 def to_mono(chunk: np.ndarray) -> np.ndarray:
     """Samples [n] or [n, channels] of any numeric dtype -> float32 mono in [-1, 1] (integers scaled)."""
     x = np.asarray(chunk)
-    if x.ndim == 2:
-        pass
-    elif x.ndim != 1:
+    if x.ndim not in (1, 2):
         raise InputError(f"Audio chunk must have shape [n] or [n, channels]; got shape {x.shape}.")
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)

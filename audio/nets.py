@@ -7,6 +7,7 @@ expected (valence, arousal) under the class probabilities, from the AffectNet cl
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from affect_sdk.labels import CLASS_VA_ARRAY, NUM_CLASSES
@@ -53,6 +54,14 @@ class SpeechCNN(nn.Module):
         return logits, torch.softmax(logits, dim=-1) @ self.class_va
 
 
+class TimeMaxPool(nn.Module):
+    """Max-pool by 2 over time (ceil mode) for [B, C, T]; written as a 2-D pool because torch.export fixes the
+    length of MaxPool1d inputs, and the ONNX twin must accept any window length."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x.unsqueeze(2), (1, 2), ceil_mode=True).squeeze(2)
+
+
 class SpeechConv1d(nn.Module):
     """Temporal CNN: mel bins are input channels; conv + max-pool blocks over time, then attention mean + max.
 
@@ -67,7 +76,7 @@ class SpeechConv1d(nn.Module):
         for i, (c, k) in enumerate(zip(channels, kernels)):
             layers += [nn.Conv1d(c_in, c, k, padding=k // 2, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True)]
             if i < len(channels) - 1:
-                layers.append(nn.MaxPool1d(2, ceil_mode=True))
+                layers.append(TimeMaxPool())
             c_in = c
         self.features = nn.Sequential(*layers)
         self.attention = nn.Conv1d(c_in, 1, 1)

@@ -32,12 +32,12 @@ from affect_sdk.training import all_reduce_mean, init_distributed, load_checkpoi
 @dataclass
 class TrainConfig:
     data: str = "../shared/data/ravdess_speech"
-    cache: str = ".cache/ravdess_speech_16k.npz"
+    cache: str = ""  # decoded-waveform cache; default .cache/<data folder name>_16k.npz
     out: str = "runs/speech-cnn"
     val_speakers: tuple[str, ...] = ("15", "16")
     test_speakers: tuple[str, ...] = ("17", "18", "19", "20")  # never used for training or selection
     seed: int = 0
-    steps: int = 3000
+    steps: int = 4000
     batch: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2
@@ -61,7 +61,7 @@ class TrainConfig:
     time_mask: int = 25
     mixup_p: float = 0.4
     mixup_alpha: float = 0.4
-    eval_every: int = 100
+    eval_every: int = 250
     threads: int = 1
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
@@ -201,7 +201,7 @@ def train(cfg: TrainConfig) -> dict:
     seed_everything(cfg.seed + ctx.rank)
     rng = np.random.default_rng(cfg.seed * 1000 + ctx.rank)
     out = Path(cfg.out)
-    cache_file = Path(cfg.cache)
+    cache_file = Path(cfg.cache or Path(".cache") / f"{Path(cfg.data).resolve().name}_16k.npz")
     cache = load_cache(cache_file) if cache_file.is_file() else build_cache(cfg.data, cache_file)
     all_speakers = sorted(set(cache.speakers.tolist()))
     held = {str(int(s)) for s in (*cfg.val_speakers, *cfg.test_speakers)}

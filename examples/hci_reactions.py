@@ -5,7 +5,7 @@
 """
 import sys
 
-from affect_sdk.session import Session
+from affect_sdk import Session
 
 HOLD_S = 1.0  # a state must last this long before the app reacts (no flicker)
 REACTIONS = {"anger": "You seem tense. Take a short break?", "sad": "Rough moment? Your work is saved.",

@@ -1,5 +1,6 @@
 """The speech CNN and its registry entry: shapes, size budget, V/A from the class table, shipped weights load."""
 import numpy as np
+import pytest
 import torch
 
 from affect_sdk.audio.features import FeatureConfig
@@ -8,18 +9,21 @@ from affect_sdk.labels import CLASS_VA_ARRAY, NUM_CLASSES
 from affect_sdk.registry import create_model, default_model, get_spec, verified_path
 
 
-def test_forward_shapes_and_va_from_class_table():
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_forward_shapes_and_va_from_class_table(kind):
     torch.manual_seed(0)
-    model = create_speech_cnn().eval()
+    model = create_speech_cnn(kind=kind).eval()
     logits, va = model(torch.randn(3, 1, 64, 197))
     assert logits.shape == (3, NUM_CLASSES) and va.shape == (3, 2)
     expected = torch.softmax(logits, -1) @ torch.from_numpy(CLASS_VA_ARRAY)
     torch.testing.assert_close(va, expected)
     assert model(torch.randn(1, 1, 64, 40))[0].shape == (1, NUM_CLASSES)  # any window length
+    with pytest.raises(ValueError):
+        create_speech_cnn(kind="3d")
 
 
 def test_ensemble_averages_member_probabilities():
-    model = SpeechEnsemble(members=2).eval()
+    model = SpeechEnsemble(members=2, kind="1d").eval()
     x = torch.randn(2, 1, 64, 100)
     mean = torch.stack([torch.softmax(m(x)[0], -1) for m in model.members]).mean(0)
     torch.testing.assert_close(torch.softmax(model(x)[0], -1), mean, atol=1e-5, rtol=0)

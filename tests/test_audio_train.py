@@ -23,7 +23,7 @@ def test_two_steps_write_checkpoint_log_and_weights(tmp_path, shared):
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert record["step"] == 2 and 0.0 <= record["val_accuracy"] <= 1.0
     path, sha256 = export_best(cfg)
-    create_speech_cnn().load_state_dict(load_file(str(path)))
+    create_speech_cnn(kind=cfg.kind, channels=cfg.channels).load_state_dict(load_file(str(path)))
     assert len(sha256) == 64
     assert train(cfg)["step"] == 2  # resumes from the last checkpoint: nothing left to do
 

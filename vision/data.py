@@ -16,7 +16,6 @@ from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES, FERPLUS_COLUMNS, canonical, ferplus_votes_to_canonical, va_from_probs
 
 FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 MAX_PIXELS = 100_000_000  # larger images are refused with a clear message instead of exhausting memory
 
 
@@ -66,7 +65,6 @@ def load_image(path: str | Path) -> np.ndarray:
         raise InputError(f"Cannot read image file {path}: {exc.strerror or exc}.") from None
     if data.size == 0:
         raise InputError(f"Image file {path} is empty (0 bytes); expected a PNG/JPEG image.")
-    # Check the declared size before decoding so an 8000x8000 file cannot exhaust memory unnoticed.
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"Image file {path} could not be decoded (truncated or not an image); "
@@ -90,14 +88,6 @@ def load_image(path: str | Path) -> np.ndarray:
         raise InputError(f"Image file {path} is {w}x{h} pixels, more than the {MAX_PIXELS:,} this tool accepts; "
                          f"downscale it first.")
     return np.ascontiguousarray(image)
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-
-
-def to_bgr(image: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
 
 
 # ---------------------------------------------------------------- FER+

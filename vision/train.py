@@ -235,7 +235,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             if cache.is_file():
                 cached_kd = torch.from_numpy(np.load(cache))
             else:
-                _log(ctx, f"teacher outputs for {len(train_set)} images and their mirrors ...")
+                views = "images and their mirrors" if cfg.kd_mirrors else "images (mirrors reuse them)"
+                _log(ctx, f"teacher outputs for {len(train_set)} {views} ...")
                 arr = teacher_outputs(teacher, train_set.images, cfg.teacher_input_size, device, cfg.kd_mirrors)
                 if ctx.is_main:
                     np.save(cache, arr)
