@@ -82,14 +82,14 @@ register(ModelSpec(
     name="face-student",
     task="face",
     weights="face-student.safetensors",
-    sha256="f3907345b63e95ff200d22a5518b398e015b2174d3df42a8e5c73052947b7378",
+    sha256="d6e5837f90c80aa04085336a3348342ab07d5ae468e5c727d6df323e399df2db",
     licence=FACE_LICENCE,
     factory="affect_sdk.vision.nets:create_student",
     arch={"width": 0.5, "stem_stride": 2, "last_channels": 512},
     preprocess=FACE_PREPROCESS,
     card="face-student.md",
     onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="76e87f9d03f479f07700ec9917bb7f4ed66026847c1b0a4b12e708946e7d2c7a",
+    onnx_sha256="f33c4640db193aeb135282f3b0a7030da18964504afc8860bc8ebc2409d6da7f",
     description="MobileNetV2-style face student (8 classes + V/A), distilled from face-teacher with eq. 1-3 of "
                 "Lee, Kim & Lee 2023; V/A trained on targets derived from FER+ vote distributions.",
 ))
