@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,7 +178,8 @@ def cached_ferplus(root: str | Path, split: str, cache_dir: str | Path | None) -
                        z["va"] if "va" in z.files else None)
     data = read_ferplus(root, split)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
+    # per-process temp name: torchrun ranks may build the same cache at once; os.replace keeps it atomic
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
     extra = {} if data.va is None else {"va": data.va}
     np.savez(tmp, images=data.images, soft=data.soft, labels=data.labels, names=np.asarray(data.names), **extra)
     tmp.replace(cache)
