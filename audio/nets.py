@@ -27,6 +27,12 @@ class ConvBlock(nn.Module):
         return self.pool(self.body(x))
 
 
+def attentive_mean_max(h: torch.Tensor, attention: nn.Module) -> torch.Tensor:
+    """[B, C, T] -> [B, 2C]: attention-weighted mean over time beside the max over time."""
+    weights = torch.softmax(attention(h), dim=-1)  # [B, 1, T]
+    return torch.cat([(h * weights).sum(dim=-1), h.amax(dim=-1)], dim=1)
+
+
 class SpeechCNN(nn.Module):
     """Conv blocks (frequency and time pooled), frequency averaged, then attention-weighted mean + max over time."""
 
@@ -45,9 +51,7 @@ class SpeechCNN(nn.Module):
         self.register_buffer("class_va", torch.from_numpy(CLASS_VA_ARRAY[:num_classes].copy()), persistent=False)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).mean(dim=2)  # [B, C, T]
-        weights = torch.softmax(self.attention(h), dim=-1)  # [B, 1, T]
-        return torch.cat([(h * weights).sum(dim=-1), h.amax(dim=-1)], dim=1)
+        return attentive_mean_max(self.features(x).mean(dim=2), self.attention)  # frequency averaged: [B, C, T]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.head(self.dropout(self.embed(x)))
@@ -86,8 +90,7 @@ class SpeechConv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.features(x.flatten(1, 2))  # [B, 1, M, T] -> [B, M, T] -> [B, C, T']
-        weights = torch.softmax(self.attention(h), dim=-1)
-        logits = self.head(self.dropout(torch.cat([(h * weights).sum(dim=-1), h.amax(dim=-1)], dim=1)))
+        logits = self.head(self.dropout(attentive_mean_max(h, self.attention)))
         return logits, torch.softmax(logits, dim=-1) @ self.class_va
 
 
