@@ -82,14 +82,14 @@ register(ModelSpec(
     name="face-student",
     task="face",
     weights="face-student.safetensors",
-    sha256="d6e5837f90c80aa04085336a3348342ab07d5ae468e5c727d6df323e399df2db",
+    sha256="7771b2d0d3214b44968b430481c668ac6d7ffa4331c830137f6974f882ae97cd",
     licence=FACE_LICENCE,
     factory="affect_sdk.vision.nets:create_student",
     arch={"width": 0.5, "stem_stride": 2, "last_channels": 512},
     preprocess=FACE_PREPROCESS,
     card="face-student.md",
     onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="f33c4640db193aeb135282f3b0a7030da18964504afc8860bc8ebc2409d6da7f",
+    onnx_sha256="324c3f3b298f4c3702ca997eec3aa10ab2b065e1d7ff630b20bd172bb501b08b",
     description="MobileNetV2-style face student (8 classes + V/A), distilled from face-teacher with eq. 1-3 of "
                 "Lee, Kim & Lee 2023; V/A trained on targets derived from FER+ vote distributions.",
 ))
@@ -98,14 +98,14 @@ register(ModelSpec(
     name="face-teacher",
     task="face",
     weights="face-teacher.safetensors",
-    sha256="76340fe8bd0390c965d445bb50fddbc86e50b0cadca552dba9a21555b18aae52",
+    sha256="e53a555e06593937e7bb69795fbac580a19edff052974555912cb51d9de31e98",
     licence=FACE_LICENCE,
     factory="affect_sdk.vision.nets:create_teacher",
     arch={"widths": [32, 64, 128, 256], "depths": [1, 1, 1, 1], "stem_stride": 2},
     preprocess=FACE_PREPROCESS,
     card="face-teacher.md",
     onnx="face-teacher.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="95aac3015a39edbd65beaa4c16fe6eed353cff4d54d14b3a1c4359b5ce54c968",
+    onnx_sha256="3ae0db7b58895c33d0bd4dcf777de8d778bd0a9f3e74db0aeda3a495d395a4b2",
     description="ResNet-style face teacher (8 classes + V/A) that face-student is distilled from.",
 ))
 

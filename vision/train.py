@@ -220,7 +220,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.json").write_text(json.dumps(meta, indent=2))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2, default=str))
-    model = wrap_model(model, ctx)
+    # channels_last roughly doubles CPU training throughput of these small convnets (oneDNN's NHWC kernels).
+    model = wrap_model(model.to(memory_format=torch.channels_last), ctx)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -273,6 +274,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 x = to_input(images[idx], 48, device)
                 x, flips = augment_batch(x, cfg.augment, generator, size=cfg.input_size)
+                x = x.contiguous(memory_format=torch.channels_last)
                 y, y_va = soft[idx].to(device), va_target[idx].to(device)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(state["step"], total, cfg.lr, cfg.warmup_frac)
