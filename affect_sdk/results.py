@@ -1,15 +1,13 @@
-"""Typed results: frozen dataclasses stamped in seconds on the session clock, plus a flushing JSON Lines writer."""
+"""Typed results: frozen dataclasses stamped in seconds on the session clock (JsonlWriter: affect_sdk.output)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES
+from affect_sdk.output import JsonlWriter  # noqa: F401 (its home was here; still importable)
 
 Box = tuple[float, float, float, float]  # x, y, width, height in pixels
 
@@ -32,13 +30,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
+class Probs(tuple):
+    """Class probabilities in CLASSES order: an ordinary tuple (numpy, indexing, unpacking) that also answers to
+    class names, `probs["happy"]`, so apps need not know the class order."""
+
+    def __getitem__(self, key):  # type: ignore[override]
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, CLASSES.index(key))
+            except ValueError:
+                raise KeyError(f"{key!r} is not a class; classes are {', '.join(CLASSES)}") from None
+        return tuple.__getitem__(self, key)
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(CLASSES, self))
+
+
 @dataclass(frozen=True)
 class _Affect:
     t: float  # seconds on the session clock
-    probs: tuple[float, ...] | None  # over CLASSES; None when this result carries no emotion
+    probs: tuple[float, ...] | None  # over CLASSES (a Probs: by index or by class name); None: no emotion here
     valence: float
     arousal: float
     confidence: float  # 0..1
+
+    def __post_init__(self) -> None:
+        if self.probs is not None and not isinstance(self.probs, Probs):
+            object.__setattr__(self, "probs", Probs(float(p) for p in self.probs))
 
     @property
     def label(self) -> str | None:
@@ -57,7 +75,8 @@ class FaceAffect(_Affect):
     """One face in one frame."""
 
     box: Box | None = None
-    face_id: int = 0
+    face_id: int = 0  # size rank within this frame (0: largest)
+    track_id: int | None = None  # the same person across frames (affect_sdk.vision.track); None: not tracked
     kind = "face"
 
 
@@ -80,31 +99,33 @@ class FusedAffect(_Affect):
     speech_age: float | None = None
     rule: str = ""
     note: str = ""
+    track_id: int | None = None  # the face track fused (None: no face in it)
+    weights: tuple[tuple[str, float], ...] = ()  # each modality's share of the fused probabilities, summing to 1
     kind = "fused"
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["weights"] = {name: round(float(w), 6) for name, w in self.weights}
+        return out
 
-class JsonlWriter:
-    """Writes one JSON object per line and flushes each, so a crash or Ctrl-C loses nothing written so far."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh: IO[str] = self.path.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"Cannot write JSON Lines file {self.path}: {exc.strerror or exc}.") from exc
+@dataclass(frozen=True)
+class UtteranceAffect(_Affect):
+    """A whole recording's speech reading: the mean over its voiced windows (over all windows if none is voiced).
 
-    def write(self, record: Any) -> None:
-        data = record.to_dict() if hasattr(record, "to_dict") else record
-        self._fh.write(json.dumps(data, allow_nan=False) + "\n")
-        self._fh.flush()
+    It still unpacks as the (probs [8], va [2]) arrays classify_file used to return: `probs, va = result`."""
 
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+    windows: int = 0
+    voiced_windows: int = 0
+    kind = "utterance"
 
-    def __enter__(self) -> "JsonlWriter":
-        return self
+    def _arrays(self) -> tuple:
+        import numpy as np
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return np.asarray(self.probs, dtype=np.float32), np.array([self.valence, self.arousal], dtype=np.float32)
+
+    def __iter__(self):
+        return iter(self._arrays())
+
+    def __getitem__(self, index: int):
+        return self._arrays()[index]

@@ -22,15 +22,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from affect_sdk.checks import check_video_frame_size, duration_seconds
 from affect_sdk.clock import SessionClock
+from affect_sdk.device import TORCH_THREADS
 from affect_sdk.errors import AffectError, DeviceError, InputError
-from affect_sdk.fusion.sync import FusionState, SyncConfig
+from affect_sdk.fusion.sync import SyncConfig
+from affect_sdk.fusion.tracks import TrackedFusion, parse_follow
+from affect_sdk.records import Recorder, check_jsonl_target, model_entry, open_jsonl, session_header, sync_options
 from affect_sdk.registry import default_model
-from affect_sdk.results import FaceAffect, FusedAffect, JsonlWriter, SpeechAffect
+from affect_sdk.results import FaceAffect, FusedAffect, SpeechAffect
+from affect_sdk.vision.track import FaceTracker
 
 log = logging.getLogger("affect_sdk.session")
 
@@ -39,6 +44,7 @@ MIC_CHUNK_S = 0.05  # PortAudio block and file-reader chunk length
 AUDIO_QUEUE_S = 600.0  # the speech thread may fall this far behind before the microphone overflows
 CAMERA_STALL_S = 2.0  # a device that returns no frame for this long has stopped
 MIC_STALL_S = 3.0
+THREAD_JOIN_S = 30.0  # close() waits this long for the workers; one model call takes well under a second
 
 
 def demo_clip() -> Path:
@@ -135,6 +141,7 @@ class CameraSource:
                                  "(mp4, avi, mkv, ...) or a pattern like frames/%04d.png matching image files.")
             raise DeviceError(f"Camera {self.spec} could not be opened; check that it is plugged in and not used by "
                               "another program, pick another index with --camera, or pass a video file.")
+        check_video_frame_size(self.capture, self.spec)  # before any frame is decoded
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else 30.0
         self.fast = fast and self.is_file
@@ -461,6 +468,13 @@ class Session:
     `detect_side`: faces are searched on the frame downscaled to this longer side (fast; boxes and crops stay in
     full-frame pixels); None searches the full frame. While a session runs, torch uses one thread per model call:
     face and speech already run in parallel threads, and intra-op threads on top of them oversubscribe the CPU.
+
+    `track`: whom the fused stream follows, "largest" (the largest face of each frame), a track id, or "all" (one
+    fused stream per person, told apart by `FusedAffect.track_id`). `frames=` / `audio=`: iterables of the app's own
+    numpy frames and audio chunks instead of our camera and microphone (affect_sdk.app_sources). `jsonl_mode`:
+    "refuse" (an existing non-empty file is an InputError), "append" or "overwrite". `on_record(dict)` gets every
+    record as written to the JSONL (docs/records.md), header first; `async for fused in session` works too.
+    `face_analyzer` / `speech_analyzer`: already loaded models to use (shared across sessions, or with a baseline).
     """
 
     def __init__(self, camera: int | str | Path | None = 0, mic: str | int | Path | None = "default", *,
@@ -468,14 +482,30 @@ class Session:
                  jsonl: str | Path | None = None, on_result: Callable[[FusedAffect], Any] | None = None,
                  on_warning: Callable[[str], Any] | None = None, sync: SyncConfig | None = None,
                  face_model: str | None = None, speech_model: str | None = None,
-                 backend: str | None = None, device: str | None = None, detect_side: int | None = 320) -> None:
+                 backend: str | None = None, device: str | None = None, detect_side: int | None = 320,
+                 prior: str | None = None, baseline_seconds: float | None = None, track: str | int = "largest",
+                 frames: Iterable | None = None, audio: Iterable | None = None, audio_rate: float = 16000.0,
+                 jsonl_mode: str = "refuse", on_record: Callable[[dict[str, Any]], Any] | None = None,
+                 face_analyzer: Any = None, speech_analyzer: Any = None) -> None:
         if demo:
             camera = mic = demo_clip()
+        if frames is not None or audio is not None:  # the app owns its devices: none of ours is opened
+            camera, mic = ("app frames" if frames is not None else None), ("app audio" if audio is not None else None)
         if camera is None and mic is None:
             raise InputError("Both camera and microphone are turned off; keep at least one.")
-        if duration is not None and not duration > 0:
-            raise InputError(f"Duration must be a positive number of seconds; got {duration}.")
+        duration = duration_seconds("duration", duration)  # NaN or <= 0: InputError; inf: no limit
         self.duration, self.fast = duration, fast
+        if baseline_seconds is not None and not 0 < baseline_seconds < float("inf"):
+            raise InputError(f"baseline_seconds must be a positive, finite number of seconds; got {baseline_seconds}.")
+        if baseline_seconds is not None and camera is None:
+            raise InputError("baseline_seconds needs the camera: a personal baseline is taken from the face.")
+        self.baseline_seconds = baseline_seconds
+        self.track = parse_follow(track)
+        if jsonl is not None:
+            check_jsonl_target(jsonl, jsonl_mode)  # refused before any device or model is opened
+        self._tracker = FaceTracker()
+        self.header: dict[str, Any] | None = None  # the session record, written first (affect_sdk.records)
+        self._resting_crops: list[np.ndarray] | None = [] if baseline_seconds else None
         self.on_result = on_result
         self._on_warning = on_warning
         self.sync = sync or SyncConfig()
@@ -491,30 +521,45 @@ class Session:
         self._started = self._closed = False
         self.camera: CameraSource | None = None
         self.mic: MicFileSource | MicDeviceSource | None = None
-        self._writer: JsonlWriter | None = None
+        self._recorder = Recorder()
         try:
             # Devices first: a missing camera or microphone is reported before any model loads.
-            self.camera = CameraSource(camera, fast=fast) if camera is not None else None
-            self.mic = open_microphone(mic, fast=fast) if mic is not None else None
+            if frames is not None or audio is not None:
+                from affect_sdk.app_sources import AudioIterableSource, FrameIterableSource
+
+                self.camera = FrameIterableSource(frames, fast=fast) if frames is not None else None
+                self.mic = AudioIterableSource(audio, rate=audio_rate) if audio is not None else None
+            else:
+                self.camera = CameraSource(camera, fast=fast) if camera is not None else None
+                self.mic = open_microphone(mic, fast=fast) if mic is not None else None
             self._face = self._speech = None
-            self._torch_threads = _single_threaded_torch()
+            TORCH_THREADS.hold()  # one torch thread per model call while any session runs
+            self._holds_torch_threads = True
             if self.camera is not None:
                 from affect_sdk.vision.infer import FaceAnalyzer
 
-                self._face = FaceAnalyzer(**_given(model=face_model, backend=backend, device=device))
+                self._face = face_analyzer or FaceAnalyzer(**_given(model=face_model, backend=backend, device=device,
+                                                                    prior=prior))
                 if detect_side:
                     self._face.detector.max_side = int(detect_side)
             if self.mic is not None:
                 from affect_sdk.audio.stream import SpeechStream
 
-                self._speech_model = speech_model or default_model("speech")
-                self._speech = SpeechStream(**_given(backend=backend, device=device), model=self._speech_model,
-                                            input_rate=self.mic.rate, t0=0.0)
+                self._speech_model = (speech_analyzer.model if speech_analyzer
+                                      else speech_model or default_model("speech"))
+                self._speech = speech_analyzer.stream(self.mic.rate) if speech_analyzer else SpeechStream(
+                    **_given(backend=backend, device=device), model=self._speech_model, input_rate=self.mic.rate,
+                    t0=0.0)
             self._warm_up()
-            self._writer = JsonlWriter(jsonl) if jsonl is not None else None
+            self._header_parts = {"inputs": {"camera": None if camera is None else str(camera),
+                                             "mic": None if mic is None else str(mic)},
+                                  "options": {**sync_options(self.sync), "fast": fast, "duration": duration,
+                                              "track": self.track, "prior": getattr(self._face, "prior_mode", None),
+                                              "baseline_seconds": baseline_seconds, "detect_side": detect_side}}
+            self._recorder = Recorder(open_jsonl(jsonl, jsonl_mode) if jsonl is not None else None, on_record)
         except BaseException:
             self._release_sources()
-            _restore_torch_threads(getattr(self, "_torch_threads", None))
+            self._release_torch_threads()
             raise
         self.jsonl = Path(jsonl) if jsonl is not None else None
 
@@ -553,8 +598,14 @@ class Session:
         self._audio_watermark = float("-inf")  # session time up to which audio has been analysed
         # analysed frames (faces, t, captured) waiting for audio to catch up (fast mode)
         self._pending: deque[tuple[list[FaceAffect], float, float]] = deque()
-        self._state = FusionState(self.sync, audio=self.mic is not None)
+        self._state = TrackedFusion(self.sync, audio=self.mic is not None, follow=self.track)
+        self._video_watermark = float("-inf")  # session time of the newest analysed frame
+        self.header = session_header(models=self._models(), **self._header_parts)
+        self._recorder.header(self.header)
         self._undriven: deque[SpeechAffect] = deque()  # speech windows no fused frame has come after yet
+        if self.baseline_seconds:
+            self._post(("note", f"baseline: the first {self.baseline_seconds:g} s are taken as the person at rest; "
+                                f"results until then are not calibrated to them"))
         if self.camera is not None:
             self._spawn(self.camera.run, self.clock, self._stop, self.duration, self._warn, name="affect-camera")
             self._spawn(self._face_worker, name="affect-face")
@@ -573,16 +624,28 @@ class Session:
         self._closed = True
         self._stop.set()
         self._release_sources()
+        # Every worker must be out of native code before the interpreter exits: a daemon thread still inside
+        # OpenCV, torch or onnxruntime at exit makes the C++ runtime abort ("terminate called without an active
+        # exception", SIGABRT; 4 of 27 interrupted runs before this wait). Workers check the stop flag between model
+        # calls, so this takes one model call at most.
+        deadline = time.monotonic() + THREAD_JOIN_S
         for thread in self._threads:
-            thread.join(timeout=2.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            log.warning("Session threads still running %g s after close: %s.", THREAD_JOIN_S, ", ".join(stuck))
         self.stats.ended_at = time.monotonic()
-        if self._writer is not None:
-            self._writer.close()
-        _restore_torch_threads(self._torch_threads)
+        self._recorder.close()
+        self._release_torch_threads()
 
     def stop(self) -> None:
         """Ask the session to end; the iterator finishes after the results already in flight."""
         self._stop.set()
+
+    def _release_torch_threads(self) -> None:
+        if getattr(self, "_holds_torch_threads", False):
+            self._holds_torch_threads = False
+            TORCH_THREADS.release()
 
     def _release_sources(self) -> None:
         if self.mic is not None:
@@ -622,7 +685,10 @@ class Session:
                     break
                 if frame is None:
                     continue
-                faces = self._face.analyze(frame.image, frame.t)
+                faces, crops = self._face.analyze_with_crops(frame.image, frame.t)
+                faces = self._tracker.update(faces, frame.t)
+                if self._resting_crops is not None:
+                    self._collect_baseline(crops, frame.t)
                 self._post(("faces", faces, frame))
         except AffectError as exc:
             self._warn(f"Face analysis stopped: {exc} Going on without video.")
@@ -631,6 +697,20 @@ class Session:
         finally:
             self.stats.frames_dropped = slot.dropped
             self._post(("video-ended",))
+
+    def _collect_baseline(self, crops: list[np.ndarray], t: float) -> None:
+        """The first `baseline_seconds` of the largest face are the person at rest; then calibrate to them."""
+        if t < self.baseline_seconds:
+            if crops:
+                self._resting_crops.append(crops[0])
+            return
+        resting, self._resting_crops = self._resting_crops, None
+        if resting:
+            self._face.set_baseline(np.stack(resting))
+            self._post(("note", f"baseline set: the face of the first {self.baseline_seconds:g} s "
+                                f"({len(resting)} frames) now reads as this person at rest"))
+        else:
+            self._warn(f"Baseline not set: no face in the first {self.baseline_seconds:g} s.")
 
     def _speech_worker(self) -> None:
         mic, offset = self.mic, None
@@ -642,7 +722,7 @@ class Session:
                     if self._stop.is_set() or getattr(mic, "ended", False):
                         break
                     continue
-                if item is _END:
+                if item is _END or self._stop.is_set():  # stopped: leave a backlog unanalysed, end promptly
                     break
                 chunk, t = item
                 if offset is None:
@@ -650,7 +730,7 @@ class Session:
                 results = self._speech.push(chunk)
                 watermark = t + len(chunk) / mic.rate
                 self._post(("speech", [_shift(r, offset) for r in results], watermark, len(chunk) / mic.rate))
-            results = self._speech.flush() if offset is not None else []
+            results = self._speech.flush() if offset is not None and not self._stop.is_set() else []
             self._post(("speech", [_shift(r, offset) for r in results], float("inf"), 0.0))
         except AffectError as exc:
             self._warn(f"Speech analysis stopped: {exc} Going on without audio.")
@@ -671,9 +751,16 @@ class Session:
                         break
                     continue
                 yield from self._handle(event)
+                self._release_records()
             yield from self._advance(float("inf"))
         finally:
             self.close()  # a session runs once: the end of the iteration (or leaving it early) releases everything
+
+    def __aiter__(self):
+        """`async for fused in session:` the session runs in a worker thread; the event loop stays free."""
+        from affect_sdk.aio import iterate_in_thread
+
+        return iterate_in_thread(self).__aiter__()
 
     def run(self) -> dict[str, Any]:
         """Run to the end (duration, end of files, or stop()), calling on_result for each fused result."""
@@ -701,6 +788,7 @@ class Session:
             self.stats.first_frame_at = self.stats.first_frame_at or time.monotonic()
             self.stats.last_frame_at = time.monotonic()
             self.latest_faces, self.latest_frame = faces, frame
+            self._video_watermark = frame.t
             for face in faces:
                 self._write(face)
             self._pending.append((faces, frame.t, frame.captured))
@@ -731,7 +819,7 @@ class Session:
             self.stats.audio_overflows = self.mic.overflows
             self._event_record("audio ended")
             yield from self._advance(float("inf"))
-        elif kind == "warning":
+        elif kind in ("warning", "note"):  # notes (e.g. the personal baseline) are recorded, not warned about
             self._event_record(event[1])
         elif kind == "crash":
             raise event[1]
@@ -752,19 +840,37 @@ class Session:
     def _emit(self, t: float, captured: float | None = None) -> Iterator[FusedAffect]:
         if self._state.last_t is not None and t <= self._state.last_t:
             return  # keep fused times strictly increasing
-        fused = self._state.fuse(t)
-        if captured is not None:
-            self.stats.latencies_ms.append((time.monotonic() - captured) * 1000.0)
-        self.stats.fused += 1
-        if fused.label is not None:
-            self.stats.labels[fused.label] = self.stats.labels.get(fused.label, 0) + 1
-        self.latest_fused = fused
-        self._write(fused)
-        yield fused
+        for fused in self._state.fuse(t):  # one result, or one per person with track="all"
+            if captured is not None:
+                self.stats.latencies_ms.append((time.monotonic() - captured) * 1000.0)
+            self.stats.fused += 1
+            if fused.label is not None:
+                self.stats.labels[fused.label] = self.stats.labels.get(fused.label, 0) + 1
+            self.latest_fused = fused
+            self._write(fused)
+            yield fused
 
     def _write(self, record: Any) -> None:
-        if self._writer is not None:
-            self._writer.write(record)
+        self._recorder.add(record)
+
+    def _release_records(self) -> None:
+        """Write the records no later one can come before: frames arrive in order (but wait in _pending for audio
+        when fast), and a speech window not yet out ends after the audio watermark, so its centre is at most half a
+        window (plus resampler slack) before it."""
+        video = float("inf") if self._video_done else self._video_watermark
+        if self._pending:
+            video = min(video, self._pending[0][1])
+        audio = float("inf") if self._audio_done else self._audio_watermark - self._speech_lead()
+        self._recorder.release(min(video, audio))
+
+    def _speech_lead(self) -> float:
+        stream = self._speech
+        return (stream.window / stream.rate / 2 + 0.25) if stream is not None else 0.0
+
+    def _models(self) -> dict[str, Any]:
+        return {"face": model_entry(self._face.model) if self._face is not None else None,
+                "detector": model_entry("yunet") if self._face is not None else None,
+                "speech": model_entry(self._speech_model) if self._speech is not None else None}
 
     def _event_record(self, message: str) -> None:
         t = self.clock.now() if self.fast is False else self._state.last_t
@@ -775,23 +881,6 @@ def _shift(result: SpeechAffect, offset: float) -> SpeechAffect:
     if not offset:
         return result
     return dataclasses.replace(result, t=result.t + offset, start=result.start + offset, end=result.end + offset)
-
-
-def _single_threaded_torch() -> int | None:
-    """Set torch to one intra-op thread; return the previous count (measured here on 2 busy cores: a face crop took
-    840 ms with torch's default 2 threads, 28 ms with 1)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    return previous
-
-
-def _restore_torch_threads(previous: int | None) -> None:
-    if previous:
-        import torch
-
-        torch.set_num_threads(previous)
 
 
 def _given(**kwargs: Any) -> dict[str, Any]:

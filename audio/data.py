@@ -120,8 +120,15 @@ def _speaker_key(s: str) -> str:
 
 def content_hash(wave: np.ndarray) -> str:
     """Hash of the decoded samples (16-bit quantised), so re-encoded copies of one recording collide."""
+    digest = hashlib.sha1()
+    update_content_hash(digest, wave)
+    return digest.hexdigest()
+
+
+def update_content_hash(digest: "hashlib._Hash", wave: np.ndarray) -> None:
+    """Feed samples to a content_hash digest piece by piece (a file streamed in blocks hashes the same)."""
     q = np.clip(np.round(np.asarray(wave, np.float64) * 32767.0), -32768, 32767).astype("<i2")
-    return hashlib.sha1(q.tobytes()).hexdigest()
+    digest.update(q.tobytes())
 
 
 def drop_duplicates(items: Sequence[Utterance], hashes: Sequence[str]) -> tuple[list[int], list[tuple[int, int]]]:

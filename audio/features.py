@@ -19,6 +19,7 @@ from affect_sdk.errors import InputError
 
 MODEL_RATE = 16000
 BLOCK_SECONDS = 10.0  # decode files in blocks of this length
+MAX_CHANNELS = 64  # more than any microphone array: a longer axis is the sample axis
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".caf", ".w64", ".opus"}
 
 
@@ -58,23 +59,45 @@ class VadConfig:
     frame: int = 400
     hop: int = 160
 
+    def __post_init__(self) -> None:
+        from affect_sdk.checks import finite_number, probability
+
+        finite_number("floor_db", self.floor_db, "dB")
+        finite_number("contrast_db", self.contrast_db, "dB")
+        probability("min_active", self.min_active)
+        for name in ("frame", "hop"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a whole number of samples of at least 1; got {value!r}.")
+
 
 # ---------------------------------------------------------------- reading
 def to_mono(chunk: np.ndarray) -> np.ndarray:
-    """Samples [n] or [n, channels] of any numeric dtype -> float32 mono in [-1, 1] (integers scaled)."""
+    """Samples [n] or [n, channels] of any numeric dtype -> float32 mono in [-1, 1] (integers scaled).
+
+    A channels-first chunk [channels, n] (up to MAX_CHANNELS channels, more samples than channels) is read as such:
+    taken as [n, channels] it would silently become a handful of samples.
+    """
     x = np.asarray(chunk)
     if x.ndim not in (1, 2):
         raise InputError(f"Audio chunk must have shape [n] or [n, channels]; got shape {x.shape}.")
+    if x.ndim == 2 and x.shape[1] > MAX_CHANNELS:
+        if x.shape[0] > MAX_CHANNELS:
+            raise InputError(f"Audio chunk of shape {x.shape} has no channel axis of at most {MAX_CHANNELS}; "
+                             "expected [n] or [n, channels].")
+        x = x.T  # channels-first
     if x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
         offset = (info.max + 1) / 2 if x.dtype.kind == "u" else 0.0
         x = (x.astype(np.float32) - offset) / float(max(abs(info.min), info.max + 1 - offset))
     elif x.dtype.kind == "f":
-        x = x.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # beyond float32: becomes inf, refused just below
+            x = x.astype(np.float32, copy=False)
     else:
         raise InputError(f"Audio samples must be numbers; got dtype {x.dtype}.")
     if x.ndim == 2:
-        x = x.mean(axis=1, dtype=np.float32) if x.shape[1] else np.zeros(len(x), np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x.mean(axis=1, dtype=np.float32) if x.shape[1] else np.zeros(len(x), np.float32)
     if not np.isfinite(x).all():
         raise InputError("Audio contains NaN or infinite samples; expected finite numbers.")
     return x
@@ -132,7 +155,13 @@ def _pyav_blocks(path: Path) -> tuple[float, Iterator[np.ndarray]]:
         container.close()
         raise InputError(f"{path} has no audio stream; expected a sound file or a video with sound.")
     stream = streams[0]
-    rate = float(stream.rate or stream.codec_context.sample_rate or 0)
+    try:
+        rate = float(stream.rate or stream.codec_context.sample_rate or 0)
+    except (AttributeError, TypeError, ValueError):  # PyAV raises AttributeError for a stream without a codec
+        rate = 0.0
+    if not rate > 0:  # junk bytes FFmpeg half-recognised: name the file here, not "sample rate 0.0" downstream
+        container.close()
+        raise _decode_error(path, "no valid sample rate")
 
     def blocks() -> Iterator[np.ndarray]:
         try:

@@ -11,8 +11,8 @@ from affect_sdk.audio.features import MODEL_RATE, iter_audio_blocks, to_mono_che
 from affect_sdk.audio.stream import SpeechStream
 from affect_sdk.errors import InputError
 from affect_sdk.labels import NUM_CLASSES, va_from_probs
-from affect_sdk.registry import default_model
-from affect_sdk.results import SpeechAffect
+from affect_sdk.registry import default_model, get_spec_for
+from affect_sdk.results import SpeechAffect, UtteranceAffect
 from affect_sdk.runtime import create_runner
 
 
@@ -22,6 +22,7 @@ class SpeechAnalyzer:
     def __init__(self, model: str | None = None, window_s: float = 2.0, hop_s: float = 0.5,
                  backend: str | None = None, device: str | None = None) -> None:
         self.model = model or default_model("speech")
+        get_spec_for(self.model, "speech")  # a face model here is one clear ModelError, before anything loads
         self.window_s, self.hop_s = window_s, hop_s
         self.runner = create_runner(self.model, backend, device)
 
@@ -49,19 +50,28 @@ class SpeechAnalyzer:
         stream = self.stream(sample_rate, gate=gate)
         return stream.push(wave) + stream.flush()
 
-    def classify_file(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-        """Utterance-level (probs [8], va [2]): mean over voiced windows; over all windows if none is voiced."""
-        probs = utterance_probs(self.analyze_file(path))
-        if probs is None:
-            probs = utterance_probs(list(self.iter_file(path, gate=False)), voiced_only=False)
-        return probs, va_from_probs(probs)
+    def classify_file(self, path: str | Path) -> UtteranceAffect:
+        """The utterance's reading: mean over voiced windows; over all windows if none is voiced.
+        `result.label`, `result.probs["happy"]`; `probs, va = result` still gives the two arrays."""
+        windows = self.analyze_file(path)
+        if utterance_probs(windows) is None:
+            return _utterance(list(self.iter_file(path, gate=False)), voiced_only=False)
+        return _utterance(windows)
 
-    def classify_wave(self, wave: np.ndarray, sample_rate: float = MODEL_RATE) -> tuple[np.ndarray, np.ndarray]:
+    def classify_wave(self, wave: np.ndarray, sample_rate: float = MODEL_RATE) -> UtteranceAffect:
         """classify_file for an in-memory recording."""
-        probs = utterance_probs(self.analyze_wave(wave, sample_rate))
-        if probs is None:
-            probs = utterance_probs(self.analyze_wave(wave, sample_rate, gate=False), voiced_only=False)
-        return probs, va_from_probs(probs)
+        windows = self.analyze_wave(wave, sample_rate)
+        if utterance_probs(windows) is None:
+            return _utterance(self.analyze_wave(wave, sample_rate, gate=False), voiced_only=False)
+        return _utterance(windows)
+
+
+def _utterance(windows: list[SpeechAffect], voiced_only: bool = True) -> UtteranceAffect:
+    probs = utterance_probs(windows, voiced_only=voiced_only)
+    va = va_from_probs(probs)
+    return UtteranceAffect(t=0.0, probs=tuple(float(p) for p in probs), valence=float(va[0]), arousal=float(va[1]),
+                           confidence=float(probs.max()), windows=len(windows),
+                           voiced_windows=sum(1 for w in windows if w.voiced and w.probs is not None))
 
 
 def utterance_probs(results: list[SpeechAffect], voiced_only: bool = True) -> np.ndarray | None:

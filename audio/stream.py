@@ -12,10 +12,14 @@ import math
 import numpy as np
 
 from affect_sdk.audio.features import FeatureConfig, Resampler, VadConfig, is_voiced, model_input, to_mono
+from affect_sdk.checks import finite_time
 from affect_sdk.errors import InputError
-from affect_sdk.registry import get_spec
+from affect_sdk.registry import get_spec_for
 from affect_sdk.results import SpeechAffect
 from affect_sdk.runtime import Runner, create_runner
+
+
+MAX_BATCH_WINDOWS = 32  # windows per model call: 32 x 2 s windows keep features and activations to a few MB
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -32,11 +36,11 @@ class SpeechStream:
                  *, vad: VadConfig = VadConfig(), gate: bool = True, runner: Runner | None = None) -> None:
         if not (window_s > 0 and hop_s > 0 and math.isfinite(window_s) and math.isfinite(hop_s)):
             raise InputError(f"window_s and hop_s must be positive seconds; got {window_s!r} and {hop_s!r}.")
-        self.features = FeatureConfig.from_dict(get_spec(model).preprocess)
+        self.features = FeatureConfig.from_dict(get_spec_for(model, "speech").preprocess)
         self.rate = self.features.sample_rate
         self.window = max(self.features.n_fft, int(round(window_s * self.rate)))
         self.hop = max(1, int(round(hop_s * self.rate)))
-        self.t0, self.vad, self.gate = float(t0), vad, gate
+        self.t0, self.vad, self.gate = finite_time("t0", t0), vad, gate
         self.runner = runner if runner is not None else create_runner(model, backend, device)
         self._resample = Resampler(input_rate, self.rate)
         self._buffer = np.zeros(0, np.float32)
@@ -44,6 +48,7 @@ class SpeechStream:
         self._total = 0  # samples received so far, at the model rate
         self._next = 0  # start of the next regular window
         self._closed = False
+        self._piece = self.hop * MAX_BATCH_WINDOWS  # samples appended at once: at most MAX_BATCH_WINDOWS new windows
 
     @property
     def samples_seen(self) -> int:
@@ -54,8 +59,13 @@ class SpeechStream:
         """Add samples; return results for every window completed by them (possibly none)."""
         if self._closed:
             raise InputError("This SpeechStream was flushed; start a new SpeechStream for more audio.")
-        self._append(self._resample(to_mono(chunk)))
-        return self._analyze(self._regular_windows())
+        samples = self._resample(to_mono(chunk))
+        results: list[SpeechAffect] = []
+        # a long chunk (a whole recording) goes through in pieces, so the buffer and the model batch stay bounded
+        for start in range(0, max(len(samples), 1), self._piece):
+            self._append(samples[start:start + self._piece])
+            results += self._analyze(self._regular_windows())
+        return results
 
     def flush(self) -> list[SpeechAffect]:
         """End of input: drain the resampler, emit the remaining windows (a last one ending at the final sample)."""
@@ -88,10 +98,11 @@ class SpeechStream:
         voiced = [is_voiced(w, self.vad) for w in windows]
         run = [i for i, v in enumerate(voiced) if v or not self.gate]
         probs, va = {}, {}
-        if run:
-            batch = np.stack([np.pad(windows[i], (0, self.window - len(windows[i]))) for i in run])
+        for first in range(0, len(run), MAX_BATCH_WINDOWS):  # bounded model batches, whatever the chunk length
+            part = run[first:first + MAX_BATCH_WINDOWS]
+            batch = np.stack([np.pad(windows[i], (0, self.window - len(windows[i]))) for i in part])
             outputs = self.runner(model_input(batch, self.features).numpy())
-            for k, i in enumerate(run):
+            for k, i in enumerate(part):
                 probs[i], va[i] = _softmax(outputs[0][k].astype(np.float64)), outputs[1][k]
         # keep only what the next regular window or a final tail window can still need
         keep_from = max(0, min(self._next, self._total - self.window))

@@ -13,6 +13,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -63,6 +64,7 @@ class TrainConfig:
     mixup_alpha: float = 0.4
     eval_every: int = 250
     threads: int = 1
+    device: str | None = None  # cpu, cuda or auto (None): affect_sdk.device.resolve_device
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
 
@@ -195,9 +197,12 @@ def _indices(cache: WaveCache, speakers) -> np.ndarray:
     return np.array([i for i, s in enumerate(cache.speakers) if (str(int(s)) if s.isdigit() else s) in keys], int)
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Train (resuming from out/last); `progress(step, steps)` is called after every step."""
+    from affect_sdk.device import resolve_device
+
     torch.set_num_threads(cfg.threads)
-    ctx = init_distributed(torch.device("cpu") if not torch.cuda.is_available() else torch.device("cuda"))
+    ctx = init_distributed(resolve_device(cfg.device))  # DeviceError when the device asked for is not there
     seed_everything(cfg.seed + ctx.rank)
     rng = np.random.default_rng(cfg.seed * 1000 + ctx.rank)
     out = Path(cfg.out)
@@ -257,6 +262,8 @@ def train(cfg: TrainConfig) -> dict:
         loss.backward()
         optimizer.step()
         state["step"] += 1
+        if progress is not None and ctx.is_main:
+            progress(state["step"], cfg.steps)
         losses.append(loss.item())
         if state["step"] % cfg.eval_every == 0 or state["step"] == cfg.steps:
             train_loss = all_reduce_mean(float(np.mean(losses)), ctx)

@@ -44,7 +44,7 @@ class SyncConfig:
             raise InputError(f"Unknown fusion rule {self.rule!r}; expected one of {', '.join(rules.RULE_NAMES)}.")
         if self.rule == "fitted" and self.fitted is None:
             raise InputError("Fusion rule 'fitted' needs fitted weights (affect_sdk.fusion.fit).")
-        if self.smoothing_tau_s is not None and self.smoothing_tau_s < 0:
+        if self.smoothing_tau_s is not None and not self.smoothing_tau_s >= 0:  # NaN too
             raise InputError(f"The smoothing time constant must be zero or more seconds; got {self.smoothing_tau_s}.")
 
 
@@ -54,6 +54,22 @@ def primary_face(faces: Sequence[FaceAffect]) -> FaceAffect | None:
     if not faces:
         return None
     return max(faces, key=lambda f: ((f.box[2] * f.box[3]) if f.box else 0.0, f.confidence))
+
+
+def modality_weights(face: FaceAffect | None, speech: SpeechAffect | None, config: SyncConfig = SyncConfig()
+                     ) -> tuple[tuple[str, float], ...]:
+    """Each present modality's share of the fused probabilities, summing to 1: the rule's base weights (1, 1, or
+    the fitted per-class weights averaged), times each result's confidence for `entropy_weighted`."""
+    present = [(name, r) for name, r in (("face", face), ("speech", speech)) if r is not None and r.probs is not None]
+    if not present:
+        return ()
+    base = {"face": 1.0, "speech": 1.0}
+    if config.rule == "fitted" and config.fitted is not None:
+        base = {"face": float(np.mean(config.fitted.face)), "speech": float(np.mean(config.fitted.speech))}
+    raw = {name: base[name] * (float(rules.confidence(np.asarray(r.probs))) + 1e-3
+                               if config.rule == "entropy_weighted" else 1.0) for name, r in present}
+    total = sum(raw.values()) or 1.0
+    return tuple((name, raw[name] / total) for name, _ in present)
 
 
 def latest_known_speech(history: Iterable[SpeechAffect], t: float) -> SpeechAffect | None:
@@ -98,6 +114,32 @@ def fuse_results(face: FaceAffect | None, speech: SpeechAffect | None, config: S
     return probs, va, float(rules.confidence(probs))
 
 
+def fuse(face: FaceAffect | None = None, speech: SpeechAffect | None = None, *, rule: str = "entropy_weighted",
+         t: float | None = None) -> FusedAffect:
+    """One face result and one speech result (either may be None) -> one FusedAffect, by `rule`, unsmoothed.
+
+        fused = affect_sdk.fuse(faces[0], speech_window)     # fused.label, fused.probs["happy"], fused.weights
+
+    For a stream (pairing by time, smoothing) use FusionState or Session; this is the same math for one pair.
+    """
+    config = SyncConfig(rule=rule, smoothing_tau_s=None)
+    usable_speech = speech if speech is not None and speech.voiced and speech.probs is not None else None
+    usable_face = face if face is not None and face.probs is not None else None
+    times = [r.t for r in (usable_face, usable_speech) if r is not None]
+    t = float(t if t is not None else max(times, default=0.0))
+    if usable_face is None and usable_speech is None:
+        return FusedAffect(t=t, probs=None, valence=float("nan"), arousal=float("nan"), confidence=0.0, rule=rule,
+                           note="nothing to fuse")
+    probs, va, conf = fuse_results(usable_face, usable_speech, config)
+    return FusedAffect(t=t, probs=tuple(float(p) for p in probs), valence=float(va[0]), arousal=float(va[1]),
+                       confidence=conf, sources=tuple(n for n, r in (("face", usable_face), ("speech", usable_speech))
+                                                      if r is not None),
+                       face_age=None if usable_face is None else t - usable_face.t,
+                       speech_age=None if usable_speech is None else t - usable_speech.t, rule=rule,
+                       track_id=None if usable_face is None else usable_face.track_id,
+                       weights=modality_weights(usable_face, usable_speech, config))
+
+
 # ---------------------------------------------------------------- state
 class FusionState:
     """Explicit state of one fused stream: latest face result, recent speech windows, smoothed output.
@@ -107,9 +149,10 @@ class FusionState:
     `audio=False` says there is no microphone at all, so notes read "no audio" rather than "no speech result yet".
     """
 
-    def __init__(self, config: SyncConfig = SyncConfig(), *, audio: bool = True) -> None:
+    def __init__(self, config: SyncConfig = SyncConfig(), *, audio: bool = True, track_id: int | None = None) -> None:
         self.config = config
         self.audio = audio
+        self.track_id = track_id  # follow this face track; None: the largest face of each frame
         self.face: FaceAffect | None = None  # primary face of the latest frame that had one
         self.frame_t: float | None = None  # time of the latest analysed frame, face or not
         self.speech: deque[SpeechAffect] = deque(maxlen=32)
@@ -119,6 +162,8 @@ class FusionState:
 
     def add_faces(self, faces: Sequence[FaceAffect], t: float) -> None:
         self.frame_t = t
+        if self.track_id is not None:
+            faces = [f for f in faces if f.track_id == self.track_id]
         face = primary_face(faces)
         if face is not None:
             self.face = face
@@ -162,7 +207,9 @@ class FusionState:
             note = f"speech only: {face_note}"
         return FusedAffect(t=t, probs=tuple(float(p) for p in probs), valence=float(va[0]), arousal=float(va[1]),
                            confidence=conf, sources=sources, face_age=face_age if usable_face else None,
-                           speech_age=speech_age if usable_speech else None, rule=cfg.rule, note=note)
+                           speech_age=speech_age if usable_speech else None, rule=cfg.rule, note=note,
+                           track_id=usable_face.track_id if usable_face is not None else None,
+                           weights=modality_weights(usable_face, usable_speech, cfg))
 
     def _face_at(self, t: float) -> tuple[FaceAffect | None, str]:
         face, max_age = self.face, self.config.max_face_age_s

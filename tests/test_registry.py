@@ -24,7 +24,7 @@ def test_corrupted_weights_name_file_and_expected_checksum(tmp_path):
     bad.write_bytes(b"not the weights you are looking for")
     spec = registry.register(registry.ModelSpec(
         name="test-broken", task="face", weights=str(bad), sha256="0" * 64, licence="test",
-        factory="torch.nn:Identity",
+        factory="affect_sdk.vision.nets:create_student",
     ))
     try:
         with pytest.raises(ModelError) as err:

@@ -6,8 +6,8 @@ import torch
 
 from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES
-from affect_sdk.vision.data import (AugmentConfig, FaceSet, augment_batch, ferplus_keep, load_image, read_ferplus,
-                                    read_image_folder, to_input)
+from affect_sdk.vision.augment import AugmentConfig, augment_batch, gaussian_blur, webcam_augment
+from affect_sdk.vision.data import FaceSet, ferplus_keep, load_image, read_ferplus, read_image_folder, to_input
 
 
 def test_ferplus_test_split_gives_soft_labels_and_majority_labels(shared):
@@ -75,6 +75,26 @@ def test_augmentation_keeps_range_and_size_and_is_seeded(shared):
     b, flips_b = augment_batch(x, AugmentConfig(), torch.Generator().manual_seed(1), size=56)
     assert a.shape == (16, 1, 56, 56) and 0 <= a.min() and a.max() <= 1
     assert torch.equal(a, b) and torch.equal(flips_a, flips_b)
+
+
+def test_webcam_augmentation_degrades_faces_within_range_and_is_seeded(shared):
+    x = to_input(read_ferplus(shared / "data/ferplus", "valid", limit=64).images, 48)
+    cfg = webcam_augment(blur_prob=1.0, noise_prob=1.0, gamma_prob=1.0, lowres_prob=1.0, jpeg_prob=1.0, erase_prob=0)
+    a, _ = augment_batch(x, cfg, torch.Generator().manual_seed(3))
+    b, _ = augment_batch(x, cfg, torch.Generator().manual_seed(3))
+    plain, _ = augment_batch(x, webcam_augment(blur_prob=0, noise_prob=0, gamma_prob=0, lowres_prob=0, jpeg_prob=0,
+                                               erase_prob=0), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
+    # every image was changed by the degradations, not only a few
+    assert ((a - plain).abs().flatten(1).mean(1) > 0.005).all()
+
+
+def test_gaussian_blur_keeps_mean_and_lowers_detail():
+    x = torch.rand(4, 1, 48, 48)
+    y = gaussian_blur(x, torch.tensor([0.5, 1.0, 1.5, 2.0]))
+    assert torch.allclose(y.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.02)
+    detail = (y[:, :, 1:] - y[:, :, :-1]).abs().mean(dim=(1, 2, 3))
+    assert (detail[1:] < detail[:-1]).all() and (detail < (x[:, :, 1:] - x[:, :, :-1]).abs().mean()).all()
 
 
 def test_real_va_labels_beside_label_csv_replace_the_derived_targets(shared, tmp_path):

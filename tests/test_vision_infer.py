@@ -7,6 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from affect_sdk.cli import app
+from affect_sdk.errors import AffectError, InputError
+from affect_sdk.registry import get_spec
 from affect_sdk.vision.infer import FaceAnalyzer
 
 runner = CliRunner()
@@ -63,7 +65,8 @@ def test_predict_image_and_video_print_faces_as_json(clip, tmp_path):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.strip().splitlines()]
     assert lines[-1]["kind"] == "video_summary" and lines[-1]["frames_with_faces"] >= 3
-    assert lines[1]["t"] == pytest.approx(30 / 29.97, abs=1e-3)
+    frames = [line for line in lines if line["kind"] == "frame"]  # fused and speech records come between them
+    assert frames[1]["t"] == pytest.approx(30 / 29.97, abs=1e-3) and frames[1]["frame"] == 30
 
 
 def test_predict_bad_image_is_one_line_naming_the_file(tmp_path):
@@ -72,3 +75,47 @@ def test_predict_bad_image_is_one_line_naming_the_file(tmp_path):
     result = runner.invoke(app, ["predict", str(bad)])
     assert result.exit_code == 2
     assert "broken.png" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_prior_modes_change_the_reading_as_documented(shared):
+    crops = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+                      for p in sorted((shared / "data/ferplus/FER2013Valid").glob("*.png"))[:200]])
+    probs = {mode: FaceAnalyzer(prior=mode).analyze_crops(crops)[0] for mode in ("train", "blend", "balanced")}
+    neutral_share = {mode: float((p.argmax(1) == 0).mean()) for mode, p in probs.items()}
+    # dividing FER+'s frequencies out reads fewer faces as neutral, the blend halfway between
+    assert neutral_share["train"] > neutral_share["blend"] > neutral_share["balanced"]
+    assert all(np.allclose(p.sum(1), 1, atol=1e-5) for p in probs.values())
+    with pytest.raises(InputError, match="prior"):
+        FaceAnalyzer(prior="uniform")
+    with pytest.raises(AffectError, match="speech"):
+        FaceAnalyzer(model="speech-cnn")
+
+
+def test_a_personal_baseline_makes_the_resting_face_read_as_a_typical_neutral_face(analyzer, clip):
+    from affect_sdk.vision.infer import resting_crops
+
+    rest = resting_crops(analyzer, clip, max_frames=30)
+    assert rest.shape[0] == 30
+    plain = analyzer.analyze_crops(rest)[0].mean(0)
+    analyzer.set_baseline(rest)
+    try:
+        calibrated = analyzer.analyze_crops(rest)[0].mean(0)
+    finally:
+        analyzer.clear_baseline()
+    reference = analyzer.calibrate(np.asarray(get_spec(analyzer.model).neutral_reference, np.float32)[None])[0]
+    assert calibrated.argmax() == 0 and abs(calibrated[0] - reference[0]) < 0.1
+    assert np.allclose(analyzer.analyze_crops(rest)[0].mean(0), plain)  # cleared
+    with pytest.raises(InputError, match="at least one"):
+        analyzer.set_baseline(np.zeros((0, 48, 48), np.uint8))
+
+
+def test_predict_video_with_a_baseline_reads_the_clip_over_time(shared, clip):
+    surprised = shared / "data/ravdess_av_clips/01-01-08-02-02-02-01.mp4"
+    result = runner.invoke(app, ["predict", str(surprised), "--json", "--step", "3", "--baseline", str(clip)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["kind"] == "video_summary" and summary["baseline"] is True and summary["prior"] == "blend"
+    assert summary["label"] in summary["probs"] and abs(sum(summary["probs"].values()) - 1) < 1e-3
+    assert summary["evidence"]["start"] <= summary["evidence"]["end"] and "frame_mean" in summary["evidence"]
+    result = runner.invoke(app, ["predict", str(surprised), "--baseline", str(surprised.parent / "none.mp4")])
+    assert result.exit_code == 2 and "none.mp4" in result.output

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from affect_sdk.checks import MAX_PIXELS, pixel_limit  # noqa: F401 (MAX_PIXELS: importable from here as before)
 from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES, FERPLUS_COLUMNS, canonical, ferplus_votes_to_canonical, va_from_probs
 
 FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
-MAX_PIXELS = 100_000_000  # larger images are refused with a clear message instead of exhausting memory
 
 
 @dataclass
@@ -53,11 +53,13 @@ class FaceSet:
 
 
 # ---------------------------------------------------------------- images
-def load_image(path: str | Path) -> np.ndarray:
+def load_image(path: str | Path, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as uint8 grayscale [H, W] or BGR [H, W, 3].
 
     Handles RGBA (alpha dropped), 16-bit (scaled to 8-bit) and grayscale files; raises InputError naming the file
-    for missing, empty, truncated, undecodable, too small or too large images.
+    for missing, empty, truncated, undecodable, too small or too large images. The size is read from the header
+    before decoding, against `max_pixels` (default: $AFFECT_MAX_PIXELS, else MAX_PIXELS), so a small file that
+    declares a huge image never takes gigabytes to decode.
     """
     path = Path(path)
     try:
@@ -66,6 +68,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise InputError(f"Cannot read image file {path}: {exc.strerror or exc}.") from None
     if data.size == 0:
         raise InputError(f"Image file {path} is empty (0 bytes); expected a PNG/JPEG image.")
+    check_image_header(path, data.tobytes(), max_pixels)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"Image file {path} could not be decoded (truncated or not an image); "
@@ -85,10 +88,23 @@ def load_image(path: str | Path) -> np.ndarray:
     h, w = image.shape[:2]
     if min(h, w) < 8:
         raise InputError(f"Image file {path} is only {w}x{h} pixels; a face needs at least 8x8.")
-    if h * w > MAX_PIXELS:
-        raise InputError(f"Image file {path} is {w}x{h} pixels, more than the {MAX_PIXELS:,} this tool accepts; "
-                         f"downscale it first.")
     return np.ascontiguousarray(image)
+
+
+def check_image_header(path: str | Path, data: bytes, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) from the file's header, refused when over the pixel limit or not a known image format."""
+    from affect_sdk.vision.image_header import image_size
+
+    size = image_size(data)
+    if size is None:
+        raise InputError(f"Image file {path} is not a PNG/JPEG/BMP/GIF/WebP/TIFF/PNM image, or its header is "
+                         f"damaged.")
+    w, h = size
+    limit = pixel_limit(max_pixels)
+    if w * h > limit:
+        raise InputError(f"Image file {path} is {w}x{h} pixels, more than the {limit:,} this tool accepts "
+                         f"(AFFECT_MAX_PIXELS); downscale it first.")
+    return w, h
 
 
 # ---------------------------------------------------------------- FER+
@@ -109,12 +125,20 @@ def is_ferplus(root: str | Path) -> bool:
 def read_ferplus_votes(folder: Path) -> tuple[list[str], np.ndarray]:
     """Image names and their 10 vote counts (FERPLUS_COLUMNS order) from a FER+ label.csv."""
     names, votes = [], []
-    with open(folder / "label.csv", newline="") as fh:
-        for line, row in enumerate(csv.reader(fh), 1):
-            if len(row) != 2 + len(FERPLUS_COLUMNS):
-                raise InputError(f"{folder / 'label.csv'} line {line} has {len(row)} columns; expected 12.")
-            names.append(row[0])
-            votes.append([int(v) for v in row[2:]])
+    table = folder / "label.csv"
+    try:
+        with open(table, newline="", encoding="utf-8") as fh:
+            for line, row in enumerate(csv.reader(fh), 1):
+                if len(row) != 2 + len(FERPLUS_COLUMNS):
+                    raise InputError(f"{table} line {line} has {len(row)} columns; expected 12.")
+                counts = [v.strip() for v in row[2:]]
+                if not all(v.isdigit() and v.isascii() for v in counts):
+                    raise InputError(f"{table} line {line}: votes must be whole numbers of 0 or more; got "
+                                     f"{', '.join(counts)}.")
+                names.append(row[0])
+                votes.append([int(v) for v in counts])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"Cannot read {table}: {exc}.") from None
     return names, np.asarray(votes, dtype=np.int64).reshape(-1, len(FERPLUS_COLUMNS))
 
 
@@ -213,56 +237,6 @@ def read_image_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list[st
     if not paths and not excluded:
         raise InputError(f"{root} holds no class subfolders with images; expected e.g. {root}/happy/001.png.")
     return paths, np.asarray(labels, dtype=np.int64), excluded
-
-
-# ---------------------------------------------------------------- augmentation
-@dataclass
-class AugmentConfig:
-    """Face-suitable augmentation: small affine jitter, horizontal flip, brightness/contrast, small occlusion."""
-
-    max_rotation_deg: float = 10.0
-    max_shift: float = 0.08  # fraction of the image side
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    flip: bool = True
-    brightness: float = 0.2  # additive, in [0,1] pixel units
-    contrast: float = 0.25  # multiplicative around the image mean
-    erase_prob: float = 0.25  # random-erasing of one small rectangle (occlusion robustness)
-
-
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator,
-                  size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment a batch [B, 1, H, W] of floats in [0, 1]; returns the batch (resized to `size`) and the flip mask."""
-    b, device = x.shape[0], x.device
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(device)
-
-    flips = (torch.rand(b, generator=generator) < 0.5) if cfg.flip else torch.zeros(b, dtype=torch.bool)
-    flips = flips.to(device)
-    angle = uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
-    scale = uniform(*cfg.scale_range)
-    tx, ty = uniform(-cfg.max_shift, cfg.max_shift) * 2, uniform(-cfg.max_shift, cfg.max_shift) * 2
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    sign = torch.where(flips, -1.0, 1.0)
-    theta = torch.stack([torch.stack([cos * sign, -sin, tx], 1), torch.stack([sin * sign, cos, ty], 1)], 1)
-    out_size = size or x.shape[-1]
-    grid = F.affine_grid(theta, [b, x.shape[1], out_size, out_size], align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    mean = out.mean(dim=(1, 2, 3), keepdim=True)
-    contrast = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
-    bright = uniform(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
-    out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
-    if cfg.erase_prob > 0:
-        erase = (torch.rand(b, generator=generator) < cfg.erase_prob).to(device)
-        side = (uniform(0.15, 0.35) * out_size).long()
-        cx = (uniform(0, 1) * out_size).long()
-        cy = (uniform(0, 1) * out_size).long()
-        ar = torch.arange(out_size, device=device)
-        in_x = (ar.view(1, -1) - cx.view(-1, 1)).abs() <= side.view(-1, 1) // 2
-        in_y = (ar.view(1, -1) - cy.view(-1, 1)).abs() <= side.view(-1, 1) // 2
-        mask = (in_y.unsqueeze(2) & in_x.unsqueeze(1) & erase.view(-1, 1, 1)).unsqueeze(1)
-        out = out.masked_fill(mask, 0.5)
-    return out, flips
 
 
 def to_input(images: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:

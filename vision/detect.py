@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from affect_sdk.checks import probability
 from affect_sdk.errors import InputError, ModelError
 from affect_sdk.registry import get_spec, verified_path
 
@@ -27,6 +28,8 @@ def as_bgr_frame(frame: np.ndarray, what: str = "frame") -> np.ndarray:
         frame = (frame >> 8).astype(np.uint8)
     if frame.dtype != np.uint8:
         raise InputError(f"The {what} has pixel type {frame.dtype}; expected 8-bit (uint8) pixels.")
+    if frame.ndim in (2, 3) and min(frame.shape[:2]) < 1:
+        raise InputError(f"The {what} is empty (shape {frame.shape}); expected an image of at least 1x1 pixels.")
     if frame.ndim == 3 and frame.shape[2] == 1:
         frame = frame[:, :, 0]
     if frame.ndim == 2:
@@ -49,6 +52,10 @@ class FaceDetector:
     def __init__(self, score_threshold: float | None = None, nms_threshold: float | None = None,
                  top_k: int | None = None, max_side: int = 1280, min_side: int = 192) -> None:
         pre = get_spec("yunet").preprocess
+        score_threshold, nms_threshold = (probability("score_threshold", score_threshold),
+                                          probability("nms_threshold", nms_threshold))
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise InputError(f"top_k must be a whole number of faces of at least 1; got {top_k!r}.")
         self.score_threshold = float(pre["score_threshold"] if score_threshold is None else score_threshold)
         self.max_side, self.min_side = max_side, min_side
         # OpenCV 5 warns on stderr that the new graph engine ignores target settings: noise for users.

@@ -30,8 +30,12 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, A
         per_class[CLASSES[c]] = round(float(tp / support), 4)
         f1s.append(0.0 if tp == 0 else 2 * tp / (support + predicted))
     n = int(len(labels))
+    from affect_sdk.vision.calibrate import expected_calibration_error
+
     return {"n": n, "accuracy": round(float((pred == labels).mean()), 4) if n else 0.0,
-            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0, "per_class": per_class,
+            "balanced_accuracy": round(float(np.mean(list(per_class.values()))), 4) if per_class else 0.0,
+            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+            "ece": round(expected_calibration_error(probs, labels), 4) if n else None, "per_class": per_class,
             "classes": [CLASSES[c] for c in present], "confusion": confusion.tolist(),
             "confusion_axes": "rows: true class, columns: predicted class, both in CLASSES order"}
 
@@ -84,7 +88,7 @@ def find_labelled_images(data: str | Path, split: str = "test") -> LabelledImage
 def resolve_model(ref: str | None) -> str | None:
     """A registered model name as is; a training run folder (model.json + best.safetensors) is registered on the
     fly under its path, so runs can be evaluated before they are shipped."""
-    from affect_sdk.registry import ModelSpec, file_sha256, register
+    from affect_sdk.registry import ModelSpec, file_sha256, read_run_meta, register
 
     if ref is None or not (Path(ref) / "model.json").is_file():
         return ref
@@ -92,9 +96,7 @@ def resolve_model(ref: str | None) -> str | None:
     weights = run / "best.safetensors"
     if not weights.is_file():
         raise InputError(f"Run folder {run} has no best.safetensors yet.")
-    import json
-
-    meta = json.loads((run / "model.json").read_text())
+    meta = read_run_meta(run)  # only the package's own factories; a malformed file is one InputError
     register(ModelSpec(name=str(ref), task="face", weights=str(weights), sha256=file_sha256(weights),
                        licence="local training run", factory=meta["factory"], arch=meta["arch"],
                        preprocess={"input_size": meta.get("input_size", 48)}))
@@ -103,7 +105,9 @@ def resolve_model(ref: str | None) -> str | None:
 
 def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = False, model: str | None = None,
                     reference: str | None = None, backend: str | None = None, device: str | None = None,
-                    limit: int | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    limit: int | None = None, warn: Callable[[str], None] | None = None,
+                    prior: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Evaluate a registered face model; returns the JSON-ready result dict (see `affect eval vision`)."""
     from affect_sdk.registry import create_model, default_model, get_spec
     from affect_sdk.vision.align import crop_face
@@ -118,11 +122,13 @@ def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = Fals
     if limit is not None:
         items.paths, items.labels = items.paths[:limit], items.labels[:limit]
         items.soft = None if items.soft is None else items.soft[:limit]
-    analyzer = FaceAnalyzer(model, backend=backend, device=device)
-    ref = FaceAnalyzer(reference, backend=backend, device=device) if reference else None
+    analyzer = FaceAnalyzer(model, backend=backend, device=device, prior=prior)
+    ref = FaceAnalyzer(reference, backend=backend, device=device, prior=prior) if reference else None
     size = analyzer.input_size
     batch_crops, kept, skipped, no_face = [], [], [], 0
     for i, path in enumerate(items.paths):
+        if progress is not None and i % 50 == 0:
+            progress(i, len(items.paths))
         try:
             image = load_image(path)
         except AffectError as exc:
@@ -144,10 +150,14 @@ def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = Fals
     probs, va = analyzer.analyze_crops(batch_crops)
     labels = items.labels[kept]
     result: dict[str, Any] = {"model": model, "data": str(data), "split": split if items.kind == "ferplus" else None,
-                              "layout": items.kind, "crops": crops}
+                              "layout": items.kind, "crops": crops, "prior": analyzer.prior_mode,
+                              "temperature": analyzer.temperature}
     result.update(classification_metrics(labels, probs))
     spec = get_spec(model)
-    result["gmac"] = round(count_gmac(create_model(model), size), 4) if spec.factory else None
+    try:  # thop is a dev extra: without it the GMAC count is left out, the evaluation still runs
+        result["gmac"] = round(count_gmac(create_model(model), size), 4) if spec.factory else None
+    except ImportError:
+        result["gmac"] = None
     result["input_size"] = size
     if items.soft is not None:
         derived = va_from_probs(items.soft[kept])
@@ -163,3 +173,35 @@ def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = Fals
     result.update({"skipped": len(skipped), "skipped_files": skipped[:50], "no_face": no_face,
                    "excluded_folders": items.excluded, "seconds": round(time.time() - started, 1)})
     return result
+
+
+def fit_face_calibration(model: str, data: str | Path, *, cache_dir: str | None = ".cache",
+                         backend: str | None = None) -> dict[str, Any]:
+    """Fit a face model's output calibration on FER+ Train (class prior) and FER+ Valid (temperatures per prior
+    mode, neutral reference for personal baselines). FER+ Test is never read. A run folder gets the result
+    written into its model.json; a registered model's values go into affect_sdk/registry.py by hand."""
+    import json
+
+    from affect_sdk.labels import CLASSES
+    from affect_sdk.vision.calibrate import (PRIOR_MODES, adjust_for_prior, class_weights, fit_temperature,
+                                             target_distribution)
+    from affect_sdk.vision.data import cached_ferplus
+    from affect_sdk.vision.infer import FaceAnalyzer
+
+    name = resolve_model(model)
+    prior = cached_ferplus(data, "train", cache_dir).soft.mean(axis=0)
+    valid = cached_ferplus(data, "valid", cache_dir)
+    logits, _ = FaceAnalyzer(name, backend=backend).raw_outputs(valid.images)
+    labels = valid.labels
+    temperature = {mode: fit_temperature(adjust_for_prior(logits, prior, mode), labels,
+                                         class_weights(labels, target_distribution(prior, mode)))
+                   for mode in PRIOR_MODES}
+    neutral = logits[labels == CLASSES.index("neutral")].mean(axis=0)
+    result = {"prior": [round(float(p), 5) for p in prior], "temperature": temperature,
+              "neutral_reference": [round(float(v), 4) for v in neutral]}
+    run = Path(model)
+    if (run / "model.json").is_file():
+        meta = json.loads((run / "model.json").read_text())
+        meta["calibration"] = result
+        (run / "model.json").write_text(json.dumps(meta, indent=2))
+    return {"model": model, **result}

@@ -1,0 +1,136 @@
+"""Batch augmentation of face crops for training, on the training device.
+
+Two families: geometry and photometry that FER2013 itself varies in (affine jitter, flip, brightness, contrast,
+occlusion), and degradations that mimic what FER2013 lacks but live input has: webcam blur, sensor noise, JPEG
+blocks, exposure/gamma, low-resolution faces far from the camera, and looser or tighter crops than FER2013's.
+All randomness comes from one torch.Generator, so a seed fixes the batch (resumed runs repeat uninterrupted ones).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    max_rotation_deg: float = 10.0
+    max_shift: float = 0.08  # fraction of the image side
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    flip: bool = True
+    brightness: float = 0.2  # additive, in [0,1] pixel units
+    contrast: float = 0.25  # multiplicative around the image mean
+    erase_prob: float = 0.25  # random-erasing of one small rectangle (occlusion robustness)
+    # webcam / other-corpus degradations (0 switches one off)
+    blur_prob: float = 0.0  # Gaussian blur, sigma in blur_sigma (pixels at 48 px)
+    blur_sigma: tuple[float, float] = (0.4, 1.4)
+    noise_prob: float = 0.0  # additive Gaussian sensor noise, std in noise_std
+    noise_std: tuple[float, float] = (0.01, 0.06)
+    gamma_prob: float = 0.0  # exposure curve x**gamma, gamma log-uniform in gamma_range
+    gamma_range: tuple[float, float] = (0.6, 1.7)
+    lowres_prob: float = 0.0  # down to lowres_side px then back up (a small face in a wide shot)
+    lowres_side: tuple[int, int] = (14, 32)
+    jpeg_prob: float = 0.0  # JPEG round trip at a quality in jpeg_quality
+    jpeg_quality: tuple[int, int] = (15, 70)
+
+
+def webcam_augment(**overrides) -> AugmentConfig:
+    """The augmentation for models that must read live webcams and other corpora, not only FER2013."""
+    settings = dict(scale_range=(0.85, 1.2), max_shift=0.1, blur_prob=0.25, noise_prob=0.25, gamma_prob=0.3,
+                    lowres_prob=0.15, jpeg_prob=0.2)
+    settings.update(overrides)
+    return AugmentConfig(**settings)
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator,
+                  size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch [B, 1, H, W] of floats in [0, 1]; returns the batch (resized to `size`) and the flip mask."""
+    b, device = x.shape[0], x.device
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(b, generator=generator) * (hi - lo) + lo).to(device)
+
+    def chosen(p: float) -> torch.Tensor:
+        return (torch.rand(b, generator=generator) < p).to(device)
+
+    flips = (torch.rand(b, generator=generator) < 0.5) if cfg.flip else torch.zeros(b, dtype=torch.bool)
+    flips = flips.to(device)
+    angle = uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
+    scale = uniform(*cfg.scale_range)
+    tx, ty = uniform(-cfg.max_shift, cfg.max_shift) * 2, uniform(-cfg.max_shift, cfg.max_shift) * 2
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    sign = torch.where(flips, -1.0, 1.0)
+    theta = torch.stack([torch.stack([cos * sign, -sin, tx], 1), torch.stack([sin * sign, cos, ty], 1)], 1)
+    out_size = size or x.shape[-1]
+    grid = F.affine_grid(theta, [b, x.shape[1], out_size, out_size], align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
+    bright = uniform(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
+    out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
+    out = _degrade(out, cfg, uniform, chosen, generator)
+    if cfg.erase_prob > 0:
+        erase = chosen(cfg.erase_prob)
+        side = (uniform(0.15, 0.35) * out_size).long()
+        cx = (uniform(0, 1) * out_size).long()
+        cy = (uniform(0, 1) * out_size).long()
+        ar = torch.arange(out_size, device=device)
+        in_x = (ar.view(1, -1) - cx.view(-1, 1)).abs() <= side.view(-1, 1) // 2
+        in_y = (ar.view(1, -1) - cy.view(-1, 1)).abs() <= side.view(-1, 1) // 2
+        mask = (in_y.unsqueeze(2) & in_x.unsqueeze(1) & erase.view(-1, 1, 1)).unsqueeze(1)
+        out = out.masked_fill(mask, 0.5)
+    return out, flips
+
+
+def _degrade(x: torch.Tensor, cfg: AugmentConfig, uniform, chosen, generator: torch.Generator) -> torch.Tensor:
+    """Camera-like degradations, each on its own random subset of the batch (draws happen even when off, so a
+    config change does not reshuffle the rest of the stream)."""
+    b, side = x.shape[0], x.shape[-1]
+    scale = side / 48.0  # the ranges are stated for 48 px crops
+    pick, sigma = chosen(cfg.blur_prob), uniform(*cfg.blur_sigma) * scale
+    if pick.any():
+        x = torch.where(pick.view(b, 1, 1, 1), gaussian_blur(x, sigma), x)
+    pick, gamma = chosen(cfg.gamma_prob), torch.exp(uniform(*map(math.log, cfg.gamma_range)))
+    if pick.any():
+        x = torch.where(pick.view(b, 1, 1, 1), x.clamp_min(1e-4) ** gamma.view(b, 1, 1, 1), x)
+    pick, low = chosen(cfg.lowres_prob), uniform(*cfg.lowres_side) * scale
+    if pick.any():
+        for i in torch.nonzero(pick).flatten().tolist():
+            n = max(4, int(low[i]))
+            small = F.interpolate(x[i:i + 1], size=(n, n), mode="bilinear", align_corners=False, antialias=True)
+            x[i:i + 1] = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
+    pick, std = chosen(cfg.noise_prob), uniform(*cfg.noise_std)
+    noise = torch.randn(x.shape, generator=generator).to(x.device)
+    if pick.any():
+        x = torch.where(pick.view(b, 1, 1, 1), (x + noise * std.view(b, 1, 1, 1)).clamp(0, 1), x)
+    pick, quality = chosen(cfg.jpeg_prob), uniform(*cfg.jpeg_quality)
+    if pick.any():
+        x = x.clone()
+        for i in torch.nonzero(pick).flatten().tolist():
+            x[i, 0] = jpeg_roundtrip(x[i, 0], int(quality[i]))
+    return x
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of [B, 1, H, W] with its own sigma [B] (separable, reflect-padded)."""
+    radius = max(1, int(math.ceil(3 * float(sigma.max()))))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets.view(1, -1) / sigma.view(-1, 1).clamp_min(1e-3)) ** 2)
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # [B, K]
+    b = x.shape[0]
+    y = F.pad(x.transpose(0, 1), (radius, radius, radius, radius), mode="reflect")  # [1, B, H+2r, W+2r]
+    y = F.conv2d(y, kernel.view(b, 1, 1, -1), groups=b)
+    y = F.conv2d(y, kernel.view(b, 1, -1, 1), groups=b)
+    return y.transpose(0, 1).contiguous()
+
+
+def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """Encode one [H, W] float image in [0, 1] as JPEG at `quality` and decode it (block and ringing artefacts)."""
+    pixels = (image.detach().cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else pixels
+    return torch.from_numpy(decoded).to(image.device, image.dtype) / 255
