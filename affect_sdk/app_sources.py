@@ -14,7 +14,7 @@ import numpy as np
 
 from affect_sdk.clock import SessionClock
 from affect_sdk.errors import InputError
-from affect_sdk.session import AUDIO_QUEUE_S, MIC_CHUNK_S, _END, Frame, FrameSlot, _put_blocking
+from affect_sdk.sources import AUDIO_QUEUE_S, MIC_CHUNK_S, _END, Frame, FrameSlot, _put_blocking
 
 
 def _split_stamp(item: Any, kind: str) -> tuple[float | None, Any]:

@@ -6,10 +6,7 @@ from typing import Iterable
 
 from affect_sdk.errors import InputError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-SOUND_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif")
-MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES + SOUND_SUFFIXES
+from affect_sdk.media import IMAGE_SUFFIXES, MEDIA_SUFFIXES, SOUND_SUFFIXES, VIDEO_SUFFIXES  # noqa: F401
 
 
 def media_kind(path: str | Path) -> str | None:

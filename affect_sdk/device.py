@@ -74,22 +74,24 @@ class SingleThreadedTorch:
         return self._holders
 
     def hold(self) -> None:
-        import torch
-
+        """Count one more session; a session holds after its models are built, so torch is loaded exactly when a
+        model runs on it (onnxruntime alone never imports torch, and has no torch threads to limit)."""
         with self._lock:
-            if self._holders == 0:
-                self._saved = torch.get_num_threads()
             self._holders += 1
+            torch = sys.modules.get("torch")
+            if torch is None:
+                return
+            if self._saved is None:
+                self._saved = torch.get_num_threads()
             torch.set_num_threads(1)
 
     def release(self) -> None:
-        import torch
-
         with self._lock:
             if self._holders == 0:
                 return
             self._holders -= 1
-            if self._holders == 0 and self._saved:
+            torch = sys.modules.get("torch")
+            if self._holders == 0 and self._saved and torch is not None:
                 torch.set_num_threads(self._saved)
                 self._saved = None
 

@@ -2,27 +2,30 @@
 
 `evaluate_fusion(folder)` finds labelled clips (RAVDESS file names or a labels.csv of path,label), analyses each
 clip once per modality (the face student on every k-th frame, mean of probabilities over frames with a face; the
-speech model on the audio track, mean over voiced windows), then fuses them with every rule. Clips missing their
-face or audio are counted and go through the rules' fallback; unreadable files and unknown labels are counted and
-named; nothing is dropped silently.
+speech model on the audio track, mean over voiced windows), then fuses them with every rule; "live" replays each
+clip through the Session's FusionState (speech windows only once heard) and averages its fused stream. Clips missing
+their face or audio are counted and go through the rules' fallback; unreadable files and unknown labels are counted
+and named; nothing is dropped silently. Every system is scored by the one metrics core (affect_sdk.metrics).
 """
 from __future__ import annotations
 
 import csv
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from affect_sdk.errors import AffectError, InputError
 from affect_sdk.fusion.fit import FitConfig, fit_weights
-from affect_sdk.fusion.rules import (
-    DEFAULT_MASKS, RULE_NAMES, FittedWeights, class_mask, confidence, fuse, fuse_va,
-)
+from affect_sdk.fusion.rules import DEFAULT_MASKS, RULE_NAMES, FittedWeights, confidence, fuse
+from affect_sdk.fusion.sync import FusionState, SyncConfig, primary_face
 from affect_sdk.labels import CLASS_INDEX, CLASSES, NUM_CLASSES, RAVDESS_CODES, canonical, va_from_probs
+from affect_sdk.media import VIDEO_SUFFIXES
+from affect_sdk.metrics import classification_report
+from affect_sdk.results import FusedAffect
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"}
 SYNTHETIC_MARKER = "SYNTHETIC_PAIRS.md"  # written by recipes/synthetic_pairs.py
 
 
@@ -48,8 +51,18 @@ class ClipResult:
     frames_analysed: int = 0
     frames_with_face: int = 0
     problems: list[str] = field(default_factory=list)
-    face_track: list[tuple[float, float, float, float]] = field(default_factory=list)  # t, valence, arousal, conf
-    speech_track: list[tuple[float, float, float, float]] = field(default_factory=list)  # voiced windows only
+    frames: list[tuple[float, Any]] = field(default_factory=list)  # (t, largest FaceAffect or None) per analysed frame
+    speech_windows: list[Any] = field(default_factory=list)  # every SpeechAffect window, in time order
+
+    @property
+    def face_track(self) -> list[tuple[float, float, float, float]]:
+        """(t, valence, arousal, confidence) of the frames with a face."""
+        return [(t, f.valence, f.arousal, f.confidence) for t, f in self.frames if f is not None]
+
+    @property
+    def speech_track(self) -> list[tuple[float, float, float, float]]:
+        """(t, valence, arousal, confidence) of the windows with probabilities."""
+        return [(w.t, w.valence, w.arousal, w.confidence) for w in self.speech_windows if w.probs is not None]
 
 
 # ------------------------------------------------------------------------------------------------ clips
@@ -120,10 +133,6 @@ def synthetic_note(folder: str | Path) -> str | None:
             f"{contempt}.")
 
 
-def _largest(faces: Sequence[Any]):
-    return max(faces, key=lambda f: (f.box[2] * f.box[3]) if f.box else 0.0)
-
-
 def analyse_clip(path: Path, label: str, face_analyzer: Any, speech_analyzer: Any,
                  frame_rate: float = 5.0) -> ClipResult:
     """Face and speech analysis of one clip; problems are recorded on the result, never raised."""
@@ -151,10 +160,10 @@ def analyse_clip(path: Path, label: str, face_analyzer: Any, speech_analyzer: An
                     t = float(frame.time) if frame.time is not None else i / fps
                     faces = face_analyzer.analyze(frame.to_ndarray(format="bgr24"), t)
                     clip.frames_analysed += 1
-                    if faces:
-                        face = _largest(faces)
+                    face = primary_face(faces)
+                    clip.frames.append((t, face))
+                    if face is not None:
                         probs.append(face.probs)
-                        clip.face_track.append((t, face.valence, face.arousal, face.confidence))
             except (av.error.FFmpegError, ValueError) as exc:
                 clip.problems.append(f"video decoding stopped early ({type(exc).__name__})")
             clip.frames_with_face = len(probs)
@@ -171,7 +180,7 @@ def analyse_clip(path: Path, label: str, face_analyzer: Any, speech_analyzer: An
         from affect_sdk.audio.infer import utterance_probs
 
         windows = speech_analyzer.analyze_file(path)
-        clip.speech_track = [(w.t, w.valence, w.arousal, w.confidence) for w in windows if w.probs is not None]
+        clip.speech_windows = list(windows)
         probs = utterance_probs(windows)
         if probs is None:  # nothing voiced: the analyzer's own fallback (all windows, ungated)
             probs, _ = speech_analyzer.classify_file(path)
@@ -180,54 +189,6 @@ def analyse_clip(path: Path, label: str, face_analyzer: Any, speech_analyzer: An
     except AffectError as exc:
         clip.problems.append(f"audio unusable: {exc}")
     return clip
-
-
-# ------------------------------------------------------------------------------------------------ metrics
-def scores(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
-    """Accuracy, macro-F1 over the classes present in y_true, per-class recall, confusion [8, 9].
-
-    y_pred = -1 means no prediction (the modality was missing): it counts as wrong and lands in the last
-    confusion column ('none').
-    """
-    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), dtype=int)
-    for t, p in zip(y_true, y_pred):
-        confusion[t, p if p >= 0 else NUM_CLASSES] += 1
-    present = sorted(set(y_true.tolist()))
-    per_class, f1s = {}, []
-    for c in present:
-        tp = confusion[c, c]
-        support, predicted = confusion[c].sum(), confusion[:, c].sum()
-        recall = tp / support if support else 0.0
-        precision = tp / predicted if predicted else 0.0
-        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-        per_class[CLASSES[c]] = round(float(recall), 4)
-    return {
-        "accuracy": round(float((y_true == y_pred).mean()), 4) if len(y_true) else 0.0,
-        "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-    }
-
-
-def _predictions(probs: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(probs).all(axis=1)
-    return np.where(ok, np.nan_to_num(probs).argmax(axis=1), -1)
-
-
-def _model_masks(face_model: str | None, speech_model: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Class masks from the registry (preprocess['classes']) when a model states them, else the defaults."""
-    from affect_sdk.registry import default_model, get_spec
-
-    masks = list(DEFAULT_MASKS)
-    for i, (name, task) in enumerate(((face_model, "face"), (speech_model, "speech"))):
-        try:
-            classes = get_spec(name or default_model(task)).preprocess.get("classes")
-        except AffectError:
-            classes = None
-        if classes:
-            masks[i] = class_mask([c for c in classes if c in CLASSES])
-    return masks[0], masks[1]
 
 
 def cross_fitted(face: np.ndarray, speech: np.ndarray, y: np.ndarray, masks, folds: int,
@@ -243,6 +204,37 @@ def cross_fitted(face: np.ndarray, speech: np.ndarray, y: np.ndarray, masks, fol
         out[test] = fuse("fitted", face[test], speech[test], params=params, masks=masks)
         weights.append(params.to_dict())
     return out, weights
+
+
+def replay_live(clip: ClipResult, config: SyncConfig = SyncConfig()) -> list[FusedAffect]:
+    """The clip's fused stream as a live Session makes it: the same FusionState, one fused result per analysed
+    frame, each speech window known only once it has been fully heard, and with no video left each remaining
+    window driving one result at its end."""
+    state = FusionState(config, audio=bool(clip.speech_windows))
+    heard = deque(sorted(clip.speech_windows, key=lambda w: w.end))
+    fused: list[FusedAffect] = []
+
+    def hear_until(t: float) -> None:
+        while heard and heard[0].end <= t:
+            state.add_speech(heard.popleft())
+
+    for t, face in clip.frames:
+        hear_until(t)
+        state.add_faces([] if face is None else [face], t)
+        if state.last_t is None or t > state.last_t:
+            fused.append(state.fuse(t))
+    while heard:
+        t = heard[0].end
+        hear_until(t)
+        if state.last_t is None or t > state.last_t:
+            fused.append(state.fuse(t))
+    return fused
+
+
+def live_clip_probs(clip: ClipResult) -> np.ndarray:
+    """Mean fused probabilities of the clip's live replay; NaN when nothing could be fused."""
+    rows = [r.probs for r in replay_live(clip) if r.probs is not None]
+    return np.asarray(rows, dtype=np.float64).mean(axis=0) if rows else np.full(NUM_CLASSES, np.nan)
 
 
 # ------------------------------------------------------------------------------------------------ main entry
@@ -262,19 +254,7 @@ class FusionEvaluation:
             return None
         face = np.asarray(chosen.face_track, dtype=np.float64).reshape(-1, 4)
         speech = np.asarray(chosen.speech_track, dtype=np.float64).reshape(-1, 4)
-        times = np.unique(np.concatenate([face[:, 0], speech[:, 0]]))
-        fused = []
-        for t in times:
-            f = face[np.argmin(np.abs(face[:, 0] - t))] if len(face) else None
-            s = speech[np.argmin(np.abs(speech[:, 0] - t))] if len(speech) else None
-            f = f if f is not None and abs(f[0] - t) <= 0.5 else None  # a face result older than 0.5 s is stale
-            s = s if s is not None and abs(s[0] - t) <= 1.0 else None
-            if f is None and s is None:
-                fused.append((float(t), None, None))
-                continue
-            va = fuse_va(None if f is None else f[1:3], None if s is None else s[1:3],
-                         face_reliability=1.0 if f is None else f[3], speech_reliability=1.0 if s is None else s[3])
-            fused.append((float(t), float(va[0]), float(va[1])))
+        fused = [(r.t, None, None) if r.probs is None else (r.t, r.valence, r.arousal) for r in replay_live(chosen)]
         return {"clip": chosen.path.name, "label": chosen.label, "face": face.tolist(), "speech": speech.tolist(),
                 "fused": fused}
 
@@ -297,7 +277,7 @@ def evaluate_fusion(folder: str | Path, config: FusionEvalConfig = FusionEvalCon
         from affect_sdk.audio.infer import SpeechAnalyzer
 
         speech_analyzer = SpeechAnalyzer(model=config.speech_model, backend=config.backend, device=config.device)
-    masks = _model_masks(config.face_model, config.speech_model)
+    masks = DEFAULT_MASKS
 
     clips: list[ClipResult] = []
     for path, label in entries:
@@ -336,6 +316,10 @@ def evaluate_fusion(folder: str | Path, config: FusionEvalConfig = FusionEvalCon
             notes.append(f"fitted: product-of-experts weights cross-fitted over {config.fit_folds} folds of clips "
                          "(each clip scored with weights fitted on the other folds).")
 
+    if clips:  # what a live Session makes of each clip: its fused stream, averaged over the clip
+        fused_probs["live"] = np.array([live_clip_probs(c) for c in clips]).reshape(-1, NUM_CLASSES)
+        notes.append("live: each clip replayed through the Session's FusionState (entropy_weighted, 0.3 s smoothing, "
+                     "a speech window used only once fully heard); the mean of its fused probabilities.")
     counts = {
         "found": found,
         "evaluated": len(clips),
@@ -357,9 +341,9 @@ def evaluate_fusion(folder: str | Path, config: FusionEvalConfig = FusionEvalCon
         "n": len(clips),
         "classes": [CLASSES[i] for i in present],
         "frame_rate": config.frame_rate,
-        "vision": scores(y, _predictions(face)),
-        "audio": scores(y, _predictions(speech)),
-        "fused": {rule: scores(y, _predictions(p)) for rule, p in fused_probs.items()},
+        "vision": classification_report(y, face),
+        "audio": classification_report(y, speech),
+        "fused": {rule: classification_report(y, p) for rule, p in fused_probs.items()},
         "counts": counts,
         "problems": skipped + [{"path": str(c.path), "problem": "; ".join(c.problems)} for c in clips if c.problems],
         "notes": notes,

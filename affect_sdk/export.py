@@ -54,9 +54,10 @@ def example_shape(spec: ModelSpec) -> tuple[int, ...]:
         return (int(pre.get("channels", spec.arch.get("in_channels", 1))), size, size)
     if spec.task == "speech":
         from affect_sdk.audio.features import FeatureConfig
+        from affect_sdk.registry import speech_windows
 
         cfg = FeatureConfig.from_dict(pre)
-        samples = int(round(float(pre.get("window_s", 2.0)) * cfg.sample_rate))
+        samples = speech_windows(spec.name).window
         return (1, cfg.n_mels, 1 + (samples - cfg.n_fft) // cfg.hop_length)
     raise ModelError(f"Model {spec.name!r} has no preprocess 'input_shape'; cannot build an export input for it.")
 

@@ -79,6 +79,10 @@ def create_runner(name: str, backend: str | None = None, device: str | None = No
                   threads: int | None = None) -> Runner:
     """A runner for a registered model. 'auto' picks onnxruntime when installed and the model ships an ONNX twin.
 
+        runner = create_runner("face-student")            # onnxruntime twin when installed, else torch
+        logits, va = runner(crops)                        # float32 [B, 1, 48, 48] in 0..1 -> [B, 8], [B, 2]
+        runner.backend                                    # "onnxruntime" or "torch"
+
     A twin exported from other weights than the registered ones (stale after retraining) is refused when
     onnxruntime was asked for by name, and skipped for torch under 'auto'. `threads`: onnxruntime intra-op
     threads (default 1; more only helps large batches on an otherwise idle CPU).

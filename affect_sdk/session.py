@@ -1,15 +1,10 @@
-"""Live wiring: camera and microphone sources, capture threads, face and speech models and fusion in one Session.
+"""Live wiring: capture threads, face and speech models and fusion in one Session (the sources are in sources.py).
 
 Threads and queues (one direction, as everywhere in affect-sdk):
 
     camera thread --(newest frame only; older unread frames dropped and counted)--> face thread --+
     microphone (PortAudio callback or file reader) --(bounded queue, never dropped)--> speech thread --+--> events
     events --> Session.__iter__ (caller's thread): FusionState, JSONL (flushed per line), FusedAffect out
-
-A camera is `cv2.VideoCapture` on an index, a video file or an image-sequence pattern (`frames/%04d.png`); file
-sources are paced at their own frame rate unless `fast`. A microphone is a PortAudio device (index or name) via
-sounddevice, or a sound/video file whose audio is played at real speed. Files are stamped in media time, devices
-on the session clock; paced files start with the session clock, so both time bases agree.
 """
 from __future__ import annotations
 
@@ -19,440 +14,29 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from affect_sdk.checks import check_video_frame_size, duration_seconds
+from affect_sdk.checks import duration_seconds
 from affect_sdk.clock import SessionClock
 from affect_sdk.device import TORCH_THREADS
-from affect_sdk.errors import AffectError, DeviceError, InputError
+from affect_sdk.errors import AffectError, InputError
 from affect_sdk.fusion.sync import SyncConfig
 from affect_sdk.fusion.tracks import TrackedFusion, parse_follow
 from affect_sdk.records import Recorder, check_jsonl_target, model_entry, open_jsonl, session_header, sync_options
 from affect_sdk.registry import default_model
 from affect_sdk.results import FaceAffect, FusedAffect, SpeechAffect
+from affect_sdk.session_stats import SessionStats  # noqa: F401  (re-exported)
+from affect_sdk.sources import (  # noqa: F401  (Frame, FrameSlot, demo_clip: re-exported for existing imports)
+    _END, CameraSource, Frame, FrameSlot, MicDeviceSource, MicFileSource, demo_clip, open_microphone,
+)
 from affect_sdk.vision.track import FaceTracker
 
 log = logging.getLogger("affect_sdk.session")
 
-DEMO_CLIP = "ravdess-01-01-08-02-02-02-01.mp4"  # actor 01, surprised, strong; see assets/NOTICE
-MIC_CHUNK_S = 0.05  # PortAudio block and file-reader chunk length
-AUDIO_QUEUE_S = 600.0  # the speech thread may fall this far behind before the microphone overflows
-CAMERA_STALL_S = 2.0  # a device that returns no frame for this long has stopped
-MIC_STALL_S = 3.0
 THREAD_JOIN_S = 30.0  # close() waits this long for the workers; one model call takes well under a second
-
-
-def demo_clip() -> Path:
-    """The audio-visual sample shipped in the package (RAVDESS actor 01, surprised; CC BY-NC-SA 4.0)."""
-    return Path(str(resources.files("affect_sdk") / "assets" / DEMO_CLIP))
-
-
-# ---------------------------------------------------------------- small thread-safe pieces
-@dataclass(frozen=True)
-class Frame:
-    image: np.ndarray  # HxWx3 uint8 BGR
-    t: float  # session time (media time for files)
-    captured: float  # time.monotonic() when the frame was captured (released, for paced files)
-    index: int
-
-
-class FrameSlot:
-    """Holds the newest unread frame. Live: a new frame replaces an unread one (counted as dropped). Blocking
-    (fast file processing): the reader waits, so every frame is analysed."""
-
-    def __init__(self, drop: bool) -> None:
-        self.drop = drop
-        self.dropped = 0
-        self._frame: Frame | None = None
-        self._ended = False
-        self._cond = threading.Condition()
-
-    def put(self, frame: Frame, stop: threading.Event) -> None:
-        with self._cond:
-            while not self.drop and self._frame is not None and not stop.is_set():
-                self._cond.wait(0.1)
-            if self._frame is not None:
-                self.dropped += 1
-            self._frame = frame
-            self._cond.notify_all()
-
-    def end(self) -> None:
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> Frame | None | bool:
-        """The newest frame; None on timeout; False once the source has ended and every frame was taken."""
-        with self._cond:
-            if self._frame is None and not self._ended:
-                self._cond.wait(timeout)
-            frame, self._frame = self._frame, None
-            self._cond.notify_all()
-            if frame is None and self._ended:
-                return False
-            return frame
-
-
-_END = object()  # end of a source, in its queue
-
-
-# ---------------------------------------------------------------- camera
-def _parse_camera(camera: int | str | Path) -> int | str:
-    if isinstance(camera, int):
-        return camera
-    text = str(camera).strip()
-    return int(text) if text.isdigit() else text
-
-
-def _quiet_opencv():
-    import cv2
-
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    return level
-
-
-class CameraSource:
-    """cv2.VideoCapture on a device index, a video file or an image sequence; one reader thread."""
-
-    def __init__(self, camera: int | str | Path, *, fast: bool = False) -> None:
-        import cv2
-
-        self.spec = _parse_camera(camera)
-        self.is_file = not isinstance(self.spec, int)
-        if self.is_file and "%" not in str(self.spec) and not Path(self.spec).is_file():
-            raise InputError(f"Camera source {self.spec!r} is neither a camera index nor an existing video file "
-                             "or image sequence pattern (like frames/%04d.png).")
-        level = _quiet_opencv()
-        try:
-            self.capture = cv2.VideoCapture(self.spec)
-            opened = self.capture.isOpened()
-        finally:
-            cv2.utils.logging.setLogLevel(level)
-        if not opened:
-            self.capture.release()
-            if self.is_file:
-                raise InputError(f"Cannot read {self.spec} as a video or image sequence; expected a video file "
-                                 "(mp4, avi, mkv, ...) or a pattern like frames/%04d.png matching image files.")
-            raise DeviceError(f"Camera {self.spec} could not be opened; check that it is plugged in and not used by "
-                              "another program, pick another index with --camera, or pass a video file.")
-        check_video_frame_size(self.capture, self.spec)  # before any frame is decoded
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and 1.0 <= fps <= 1000.0 else 30.0
-        self.fast = fast and self.is_file
-        self.name = f"camera {self.spec}" if not self.is_file else f"video {self.spec}"
-        self.slot = FrameSlot(drop=not self.fast)
-        self.captured = 0
-
-    def run(self, clock: SessionClock, stop: threading.Event, duration: float | None,
-            warn: Callable[[str], None]) -> None:
-        """Reader thread body: read, stamp, pace (files), hand over the newest frame; end the slot when done."""
-        try:
-            self._read_loop(clock, stop, duration, warn)
-        except Exception as exc:  # a driver error ends video only; the session goes on with the microphone
-            warn(f"{self.name} failed ({exc}); going on without video.")
-        finally:
-            self.capture.release()
-            self.slot.end()
-
-    def _read_loop(self, clock, stop, duration, warn) -> None:
-        failing_since = None
-        index = 0
-        while not stop.is_set():
-            ok, image = self.capture.read()
-            now = time.monotonic()
-            if not ok or image is None:
-                if self.is_file:
-                    return  # the file ended; the session notes it and goes on with audio
-                failing_since = failing_since or now
-                if now - failing_since > CAMERA_STALL_S:
-                    warn(f"{self.name} stopped returning frames; going on without video.")
-                    return
-                time.sleep(0.01)
-                continue
-            failing_since = None
-            if self.is_file:
-                t = index / self.fps
-                if duration is not None and t >= duration:
-                    return
-                if not self.fast:
-                    _sleep_until(clock.start + t, stop)
-                    now = time.monotonic()
-            else:
-                t = clock.at(now)
-                if duration is not None and t >= duration:
-                    return
-            if image.ndim == 2:
-                image = np.repeat(image[:, :, None], 3, axis=2)
-            self.captured += 1
-            self.slot.put(Frame(image=image, t=t, captured=now, index=index), stop)
-            index += 1
-
-
-def _sleep_until(deadline: float, stop: threading.Event) -> None:
-    delay = deadline - time.monotonic()
-    if delay > 0:
-        stop.wait(delay)
-
-
-# ---------------------------------------------------------------- microphone
-_SOUND_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".opus", ".aif", ".aiff", ".au",
-                   ".mp4", ".mkv", ".mov", ".avi", ".webm"}
-
-
-def _looks_like_path(mic: str) -> bool:
-    p = Path(mic)
-    return p.suffix.lower() in _SOUND_SUFFIXES or "/" in mic or "\\" in mic or p.exists()
-
-
-class MicFileSource:
-    """A sound file (or a video's audio track) played as a microphone: chunks released at real speed unless fast."""
-
-    def __init__(self, path: str | Path, *, fast: bool = False) -> None:
-        from affect_sdk.audio.features import iter_audio_blocks
-
-        self.path = Path(path)
-        self.rate, self._blocks = iter_audio_blocks(self.path, block_s=MIC_CHUNK_S)  # InputError on bad files
-        self.fast = fast
-        self.name = f"audio of {self.path.name}"
-        self.queue: queue.Queue = queue.Queue(maxsize=int(AUDIO_QUEUE_S / MIC_CHUNK_S))
-        self.overflows = 0
-        self.t_first = 0.0
-
-    def start(self, clock: SessionClock, stop: threading.Event, duration: float | None,
-              warn: Callable[[str], None]) -> threading.Thread:
-        thread = threading.Thread(target=self._run, args=(clock, stop, duration, warn), name="affect-mic-file",
-                                  daemon=True)
-        thread.start()
-        return thread
-
-    def _run(self, clock, stop, duration, warn) -> None:
-        done = 0  # samples released so far
-        try:
-            for block in self._blocks:
-                if stop.is_set():
-                    break
-                t = done / self.rate
-                if duration is not None and t >= duration:
-                    break
-                block = block[:, 0] if block.ndim == 2 else block
-                if duration is not None:
-                    block = block[: max(1, int(round((duration - t) * self.rate)))]
-                done += len(block)
-                if not self.fast:
-                    _sleep_until(clock.start + done / self.rate, stop)  # a chunk exists once its last sample played
-                _put_blocking(self.queue, (np.ascontiguousarray(block, dtype=np.float32), t), stop)
-        except AffectError as exc:
-            warn(f"{exc} Going on without audio.")
-        finally:
-            _put_blocking(self.queue, _END, stop, force=True)
-
-    def close(self) -> None:
-        pass
-
-
-def _put_blocking(q: queue.Queue, item: Any, stop: threading.Event, force: bool = False) -> None:
-    while True:
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            if stop.is_set() and not force:
-                return
-            if stop.is_set():  # make room for the end marker: the session is closing anyway
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    pass
-
-
-def _import_sounddevice():
-    try:
-        import sounddevice as sd
-    except OSError as exc:  # the PortAudio library itself is missing
-        raise DeviceError(f"No microphone can be used: PortAudio is not available ({exc}); install libportaudio2, "
-                          "or use --mic PATH / --no-audio.") from None
-    return sd
-
-
-def _input_devices(sd) -> list[str]:
-    try:
-        return [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
-    except Exception:  # PortAudio errors are untyped
-        return []
-
-
-class MicDeviceSource:
-    """A PortAudio input device through sounddevice; the callback only copies chunks into a bounded queue."""
-
-    def __init__(self, device: str | int = "default", *, sample_rate: int = 16000) -> None:
-        sd = self._sd = _import_sounddevice()
-        inputs = _input_devices(sd)
-        if not inputs:
-            raise DeviceError("No microphone found (PortAudio lists no input device); plug one in, start "
-                              "PulseAudio/PipeWire, or use --mic PATH / --no-audio.")
-        spec: str | int | None = device
-        if isinstance(device, str) and device.strip().isdigit():
-            spec = int(device)
-        if spec in ("default", "", None):
-            spec = None
-        try:
-            info = sd.query_devices(spec, kind="input")
-        except (ValueError, sd.PortAudioError):
-            raise DeviceError(f"No microphone named {device!r}; input devices here: {', '.join(inputs)}.") from None
-        if info["max_input_channels"] < 1:
-            raise DeviceError(f"Device {device!r} ({info['name']}) has no input channels; "
-                              f"input devices here: {', '.join(inputs)}.")
-        self.device = spec
-        self.name = f"microphone {info['name']}"
-        try:
-            sd.check_input_settings(device=spec, channels=1, samplerate=sample_rate, dtype="float32")
-            self.rate = float(sample_rate)
-        except Exception:  # the device cannot record at 16 kHz: record at its own rate, the speech stream resamples
-            self.rate = float(info["default_samplerate"])
-        self.queue: queue.Queue = queue.Queue(maxsize=int(AUDIO_QUEUE_S / MIC_CHUNK_S))
-        self.overflows = 0  # PortAudio input overflows plus chunks lost on a full queue
-        self.t_first: float | None = None
-        self._next_t: float | None = None
-        self._stream = None
-        self._ended = threading.Event()
-
-    def start(self, clock: SessionClock, stop: threading.Event, duration: float | None,
-              warn: Callable[[str], None]) -> threading.Thread:
-        sd = self._sd
-        warned = []
-
-        def callback(indata, frames, time_info, status) -> None:
-            if self._ended.is_set():
-                raise sd.CallbackStop
-            now = clock.now()
-            if status.input_overflow:
-                self.overflows += 1
-                if not warned:
-                    warned.append(True)
-                    warn(f"{self.name} overflowed (audio was lost before affect-sdk got it); results may have gaps.")
-            if self._next_t is None:
-                self._next_t = self.t_first = max(0.0, now - frames / self.rate)
-            t = self._next_t
-            self._next_t += frames / self.rate
-            try:
-                self.queue.put_nowait((indata[:, 0].copy(), t))
-            except queue.Full:
-                self.overflows += 1
-                if not warned:
-                    warned.append(True)
-                    warn(f"Speech analysis fell {AUDIO_QUEUE_S:g} s behind {self.name}; audio is being lost.")
-            if (duration is not None and self._next_t >= duration) or stop.is_set():
-                self._finish()
-                raise sd.CallbackStop
-
-        def finished() -> None:
-            if not self._ended.is_set() and not stop.is_set():
-                warn(f"{self.name} stopped delivering audio; going on without audio.")
-            self._finish()
-
-        try:
-            self._stream = sd.InputStream(device=self.device, channels=1, samplerate=self.rate, dtype="float32",
-                                          blocksize=int(self.rate * MIC_CHUNK_S), callback=callback,
-                                          finished_callback=finished)
-            self._stream.start()
-        except Exception as exc:  # PortAudio errors are untyped
-            raise DeviceError(f"{self.name} could not be opened for recording ({exc}).") from None
-        watchdog = threading.Thread(target=self._watch, args=(stop, warn), name="affect-mic-watch", daemon=True)
-        watchdog.start()
-        return watchdog
-
-    def _finish(self) -> None:
-        if not self._ended.is_set():
-            self._ended.set()
-            try:
-                self.queue.put_nowait(_END)
-            except queue.Full:
-                pass  # the speech thread notices the ended flag
-
-    def _watch(self, stop: threading.Event, warn: Callable[[str], None]) -> None:
-        """A device that silently stops calling back (unplugged) ends audio after MIC_STALL_S."""
-        last_size, last_change = -1.0, time.monotonic()
-        while not self._ended.is_set() and not stop.wait(0.25):
-            progress = self._next_t if self._next_t is not None else -1.0
-            if progress != last_size:
-                last_size, last_change = progress, time.monotonic()
-            elif time.monotonic() - last_change > MIC_STALL_S:
-                warn(f"{self.name} delivered no audio for {MIC_STALL_S:g} s; going on without audio.")
-                self._finish()
-        if stop.is_set():
-            self._finish()
-
-    @property
-    def ended(self) -> bool:
-        return self._ended.is_set()
-
-    def close(self) -> None:
-        self._ended.set()
-        if self._stream is not None:
-            try:
-                self._stream.abort()
-                self._stream.close()
-            except Exception:  # closing a device that vanished may fail; nothing left to save
-                pass
-            self._stream = None
-
-
-def open_microphone(mic: str | int | Path, *, fast: bool = False) -> MicFileSource | MicDeviceSource:
-    """A sound/video file path -> played file; 'default', an index or a device name -> PortAudio device."""
-    if isinstance(mic, Path) or (isinstance(mic, str) and _looks_like_path(mic)):
-        if not Path(mic).is_file():
-            raise InputError(f"Microphone source {str(mic)!r} looks like a file path, but no such file exists.")
-        return MicFileSource(mic, fast=fast)
-    return MicDeviceSource(mic)
-
-
-# ---------------------------------------------------------------- the session
-@dataclass
-class SessionStats:
-    """Counters of a running session; `summary()` gives rates and latency percentiles."""
-
-    frames_captured: int = 0
-    frames_dropped: int = 0
-    frames_analysed: int = 0
-    faces: int = 0
-    speech_windows: int = 0
-    voiced_windows: int = 0
-    fused: int = 0
-    audio_seconds: float = 0.0
-    audio_overflows: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))  # capture -> fused, per frame
-    first_frame_at: float | None = None
-    last_frame_at: float | None = None
-    started_at: float = field(default_factory=time.monotonic)
-    ended_at: float | None = None
-    labels: dict[str, int] = field(default_factory=dict)  # fused top labels
-
-    def summary(self) -> dict[str, Any]:
-        wall = (self.ended_at or time.monotonic()) - self.started_at
-        span = (self.last_frame_at - self.first_frame_at) if self.first_frame_at and self.last_frame_at else 0.0
-        lat = np.asarray(self.latencies_ms, dtype=np.float64)
-        return {
-            "seconds": round(wall, 3),
-            "frames_captured": self.frames_captured,
-            "frames_analysed": self.frames_analysed,
-            "frames_dropped": self.frames_dropped,
-            "fps": round((self.frames_analysed - 1) / span, 2) if span > 0 and self.frames_analysed > 1 else 0.0,
-            "faces": self.faces,
-            "speech_windows": self.speech_windows,
-            "voiced_windows": self.voiced_windows,
-            "audio_seconds": round(self.audio_seconds, 3),
-            "audio_overflows": self.audio_overflows,
-            "fused": self.fused,
-            "latency_ms_p50": round(float(np.percentile(lat, 50)), 2) if lat.size else None,
-            "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat.size else None,
-            "top_label": max(self.labels, key=self.labels.get) if self.labels else None,
-        }
 
 
 class Session:
@@ -533,13 +117,10 @@ class Session:
                 self.camera = CameraSource(camera, fast=fast) if camera is not None else None
                 self.mic = open_microphone(mic, fast=fast) if mic is not None else None
             self._face = self._speech = None
-            TORCH_THREADS.hold()  # one torch thread per model call while any session runs
-            self._holds_torch_threads = True
             if self.camera is not None:
                 from affect_sdk.vision.infer import FaceAnalyzer
 
-                self._face = face_analyzer or FaceAnalyzer(**_given(model=face_model, backend=backend, device=device,
-                                                                    prior=prior))
+                self._face = face_analyzer or FaceAnalyzer(face_model, backend=backend, device=device, prior=prior)
                 if detect_side:
                     self._face.detector.max_side = int(detect_side)
             if self.mic is not None:
@@ -548,8 +129,9 @@ class Session:
                 self._speech_model = (speech_analyzer.model if speech_analyzer
                                       else speech_model or default_model("speech"))
                 self._speech = speech_analyzer.stream(self.mic.rate) if speech_analyzer else SpeechStream(
-                    **_given(backend=backend, device=device), model=self._speech_model, input_rate=self.mic.rate,
-                    t0=0.0)
+                    self._speech_model, input_rate=self.mic.rate, backend=backend, device=device)
+            TORCH_THREADS.hold()  # one torch thread per model call while any session runs (after the models load:
+            self._holds_torch_threads = True  # a torch backend has imported torch by now, onnxruntime never does)
             self._warm_up()
             self._header_parts = {"inputs": {"camera": None if camera is None else str(camera),
                                              "mic": None if mic is None else str(mic)},
@@ -572,11 +154,9 @@ class Session:
         if self._speech is not None:
             from affect_sdk.audio.stream import SpeechStream
 
-            try:  # a throwaway stream sharing the runner, with the voice gate off so the model really runs
-                spare = SpeechStream(model=self._speech_model, runner=self._speech.runner, gate=False)
-            except TypeError:  # an older SpeechStream without these options: skip the warm-up
-                return
-            spare.push(np.zeros(int(spare.rate * 2.5), np.float32))
+            # a throwaway stream sharing the runner, with the voice gate off so the model really runs once
+            spare = SpeechStream(model=self._speech_model, runner=self._speech.runner, gate=False)
+            spare.push(np.zeros(spare.window + spare.hop, np.float32))
 
     # ---- lifecycle
     def __enter__(self) -> "Session":
@@ -781,16 +361,11 @@ class Session:
         kind = event[0]
         if kind == "faces":
             faces, frame = event[1], event[2]
-            self.stats.frames_analysed += 1
-            self.stats.frames_captured = self.camera.captured
-            self.stats.frames_dropped = self.camera.slot.dropped
-            self.stats.faces += len(faces)
-            self.stats.first_frame_at = self.stats.first_frame_at or time.monotonic()
-            self.stats.last_frame_at = time.monotonic()
+            self.stats.count_frame(faces, self.camera.captured, self.camera.slot.dropped)
             self.latest_faces, self.latest_frame = faces, frame
             self._video_watermark = frame.t
             for face in faces:
-                self._write(face)
+                self._recorder.add(face)
             self._pending.append((faces, frame.t, frame.captured))
             # Live: fuse at once with what audio has given so far. Fast: wait until audio has caught up with the
             # frame, so a file fuses exactly as it would when played in real time.
@@ -800,10 +375,9 @@ class Session:
             results, watermark, seconds = event[1], event[2], event[3]
             self.stats.audio_seconds += seconds
             for result in results:
-                self.stats.speech_windows += 1
-                self.stats.voiced_windows += int(result.voiced)
+                self.stats.count_speech(result)
                 self.latest_speech = result
-                self._write(result)
+                self._recorder.add(result)
                 self._state.add_speech(result)
                 self._undriven.append(result)
             self._audio_watermark = max(self._audio_watermark, watermark)
@@ -841,17 +415,10 @@ class Session:
         if self._state.last_t is not None and t <= self._state.last_t:
             return  # keep fused times strictly increasing
         for fused in self._state.fuse(t):  # one result, or one per person with track="all"
-            if captured is not None:
-                self.stats.latencies_ms.append((time.monotonic() - captured) * 1000.0)
-            self.stats.fused += 1
-            if fused.label is not None:
-                self.stats.labels[fused.label] = self.stats.labels.get(fused.label, 0) + 1
+            self.stats.count_fused(fused, captured)
             self.latest_fused = fused
-            self._write(fused)
+            self._recorder.add(fused)
             yield fused
-
-    def _write(self, record: Any) -> None:
-        self._recorder.add(record)
 
     def _release_records(self) -> None:
         """Write the records no later one can come before: frames arrive in order (but wait in _pending for audio
@@ -874,15 +441,10 @@ class Session:
 
     def _event_record(self, message: str) -> None:
         t = self.clock.now() if self.fast is False else self._state.last_t
-        self._write({"kind": "event", "t": None if t is None else round(t, 6), "message": message})
+        self._recorder.add({"kind": "event", "t": None if t is None else round(t, 6), "message": message})
 
 
 def _shift(result: SpeechAffect, offset: float) -> SpeechAffect:
     if not offset:
         return result
     return dataclasses.replace(result, t=result.t + offset, start=result.start + offset, end=result.end + offset)
-
-
-def _given(**kwargs: Any) -> dict[str, Any]:
-    """Only the options the caller set, so each analyzer keeps its own defaults."""
-    return {k: v for k, v in kwargs.items() if v is not None}

@@ -7,6 +7,7 @@ torch.save and is loaded back with weights_only=True.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -139,3 +140,12 @@ def write_replica_digest(model: torch.nn.Module, ctx: DistContext, directory: Pa
     folder = Path(directory) / "replicas"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"rank{ctx.rank}.sha256").write_text(digest.hexdigest() + "\n")
+
+
+def lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
+    """The one lr schedule of both recipes: linear warm-up over `warmup_frac` of the steps, then cosine decay to 0;
+    a pure function of the step, so resuming needs only the step."""
+    warmup = max(1, int(total * warmup_frac))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,11 +110,12 @@ def select_speakers(items: Iterable[Utterance], speakers: Sequence[str] | None) 
     items = list(items)
     if not speakers:
         return items
-    wanted = {_speaker_key(s) for s in speakers}
-    return [u for u in items if u.speaker is not None and _speaker_key(u.speaker) in wanted]
+    wanted = {speaker_key(s) for s in speakers}
+    return [u for u in items if u.speaker is not None and speaker_key(u.speaker) in wanted]
 
 
-def _speaker_key(s: str) -> str:
+def speaker_key(s: str) -> str:
+    """The one way speakers are compared: '07' and '7' are one speaker, names like 's1' stay as they are."""
     s = str(s).strip()
     return str(int(s)) if s.isdigit() else s
 
@@ -179,8 +181,13 @@ def build_cache(root: str | Path, cache_file: str | Path, sample_rate: int = 160
         names=np.array([items[i].path.stem for i in keep]),
         dropped=np.array([items[j].path.stem for _, j in dropped]),
     )
-    Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache_file, **cache.__dict__)
+    cache_file = Path(cache_file)
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    # whole or absent: a per-process temporary file renamed over the target (torchrun ranks may build it at once)
+    partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+    with open(partial, "wb") as fh:
+        np.savez(fh, **cache.__dict__)
+    os.replace(partial, cache_file)
     return cache
 
 

@@ -12,29 +12,10 @@ from affect_sdk.audio.data import read_dataset, select_speakers, update_content_
 from affect_sdk.audio.features import MODEL_RATE, Resampler, iter_audio_blocks, to_mono_checked
 from affect_sdk.audio.infer import SpeechAnalyzer, utterance_probs
 from affect_sdk.errors import InputError
-from affect_sdk.labels import CLASS_INDEX, CLASSES, NUM_CLASSES
+from affect_sdk.labels import CLASS_INDEX, NUM_CLASSES
+from affect_sdk.metrics import classification_report
+from affect_sdk.registry import resolve_model
 from affect_sdk.results import SpeechAffect
-
-
-def scores(y_true: Sequence[int], y_pred: Sequence[int]) -> dict:
-    """accuracy, macro-F1 (over classes present in y_true), per-class n/precision/recall/F1, confusion [true][pred]."""
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
-    np.add.at(confusion, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
-    per_class, f1s = {}, []
-    for c in range(NUM_CLASSES):
-        n = int(confusion[c].sum())
-        if n == 0:
-            continue
-        tp, predicted = confusion[c, c], confusion[:, c].sum()
-        recall, precision = tp / n, (tp / predicted if predicted else 0.0)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[CLASSES[c]] = {"n": n, "precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                                 "f1": round(float(f1), 4)}
-        f1s.append(f1)
-    total = int(confusion.sum())
-    return {"accuracy": round(float(np.trace(confusion)) / max(total, 1), 4),
-            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0, "n": total, "per_class": per_class,
-            "classes": list(CLASSES), "confusion": confusion.tolist()}
 
 
 def windows_and_hash(analyzer: SpeechAnalyzer, path: Path) -> tuple[list[SpeechAffect], str]:
@@ -63,9 +44,9 @@ def evaluate_folder(data: str | Path, model: str | None = None, speakers: Sequen
         items = items[:limit]
     if not items:
         raise InputError(f"No utterances of speakers {', '.join(speakers or [])} in {data}.")
-    analyzer = SpeechAnalyzer(model, backend=backend, device=device)
+    analyzer = SpeechAnalyzer(resolve_model(model), backend=backend, device=device)
     seen: set[str] = set()
-    y_true, y_pred, dropped, speakers_seen = [], [], [], set()
+    y_true, y_probs, dropped, speakers_seen = [], [], [], set()
     for k, item in enumerate(items):
         results, digest = windows_and_hash(analyzer, item.path)
         if digest in seen:
@@ -76,11 +57,11 @@ def evaluate_folder(data: str | Path, model: str | None = None, speakers: Sequen
         if probs is None:  # no voiced window: score all windows, as classify_file does
             probs = utterance_probs(list(analyzer.iter_file(item.path, gate=False)), voiced_only=False)
         y_true.append(CLASS_INDEX[item.label])
-        y_pred.append(int(np.argmax(probs)))
+        y_probs.append(probs)
         speakers_seen.add(item.speaker or "")
         if progress:
             progress(k + 1, len(items))
-    result = scores(y_true, y_pred)
+    result = classification_report(np.asarray(y_true, int), np.asarray(y_probs).reshape(-1, NUM_CLASSES))
     result.update(model=analyzer.model, layout=layout, data=str(data), backend=analyzer.runner.backend,
                   duplicates_dropped=dropped, speakers=sorted(speakers_seen))
     return result

@@ -2,7 +2,7 @@
 
 One code path for files and live chunks: files are decoded block by block (`iter_audio_blocks`, so an hour-long
 file never sits in memory when streamed), every block or chunk goes through `to_mono` and a stateful `Resampler`,
-and the model sees `model_input(window)`: a log-mel spectrogram (torch.stft + librosa mel filters) normalised per
+and the model sees `model_input(window)`: a log-mel spectrogram (numpy FFT + librosa mel filters) normalised per
 window, so a recording 20 dB louder or quieter gives the same features.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from affect_sdk.errors import InputError
 
@@ -229,48 +228,53 @@ def to_mono_checked(block: np.ndarray, path: str | Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- features
+# numpy only: the inference paths (onnxruntime) never import torch; training wraps the arrays in tensors.
 @lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> torch.Tensor:
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     import librosa
 
-    return torch.from_numpy(librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin,
-                                                fmax=fmax).astype(np.float32))
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
 
 
 @lru_cache(maxsize=8)
-def _window(win_length: int) -> torch.Tensor:
-    return torch.hann_window(win_length, periodic=True)
+def _window(n_fft: int, win_length: int) -> np.ndarray:
+    """Periodic Hann of win_length, zero-padded on both sides to n_fft (as torch.stft places a shorter window)."""
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win_length) / win_length)
+    left = (n_fft - win_length) // 2
+    return np.pad(hann, (left, n_fft - win_length - left))
 
 
-def log_mel(wave: torch.Tensor | np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
-    """Mel power spectrogram in dB: [..., n] samples -> [..., n_mels, frames]; frames = 1 + (n - n_fft) // hop.
+def log_mel(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """Mel power spectrogram in dB (float32): [..., n] samples -> [..., n_mels, frames]; frames = 1 + (n - n_fft)
+    // hop.
 
     No centre padding, so a window's features depend only on its own samples (streaming == offline).
     """
-    x = torch.as_tensor(wave, dtype=torch.float32)
+    x = np.asarray(wave, dtype=np.float32)
     if x.shape[-1] < cfg.n_fft:
-        x = torch.nn.functional.pad(x, (0, cfg.n_fft - x.shape[-1]))
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, cfg.n_fft - x.shape[-1])])
     lead = x.shape[:-1]
-    spec = torch.stft(x.reshape(-1, x.shape[-1]), cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                      window=_window(cfg.win_length), center=False, return_complex=True)
-    power = spec.real.square() + spec.imag.square()
+    frames = np.lib.stride_tricks.sliding_window_view(x.reshape(-1, x.shape[-1]), cfg.n_fft, axis=-1)
+    spec = np.fft.rfft(frames[:, ::cfg.hop_length] * _window(cfg.n_fft, cfg.win_length), axis=-1)
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32).transpose(0, 2, 1)  # [B, bins, frames]
     mel = _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax) @ power
-    db = 10.0 * torch.log10(mel.clamp_min(1e-12))
-    return db.reshape(*lead, cfg.n_mels, db.shape[-1])
+    db = 10.0 * np.log10(np.maximum(mel, 1e-12))
+    return db.reshape(*lead, cfg.n_mels, db.shape[-1]).astype(np.float32, copy=False)
 
 
-def normalize_level(db: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
+def normalize_level(db: np.ndarray, top_db: float = 80.0) -> np.ndarray:
     """Per-window level normalisation of a dB spectrogram [..., mels, frames]: floor at (max - top_db), then
     subtract the window's mean and scale to about unit range. A gain change is a constant dB offset, so it vanishes.
     """
-    peak = db.amax(dim=(-2, -1), keepdim=True)
-    db = torch.maximum(db, peak - top_db)
-    return (db - db.mean(dim=(-2, -1), keepdim=True)) / 20.0
+    db = np.asarray(db, dtype=np.float32)
+    peak = db.max(axis=(-2, -1), keepdims=True)
+    db = np.maximum(db, peak - np.float32(top_db))
+    return (db - db.mean(axis=(-2, -1), keepdims=True)) / np.float32(20.0)
 
 
-def model_input(wave: torch.Tensor | np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> torch.Tensor:
-    """Windows [..., n] (at cfg.sample_rate) -> model input [..., 1, n_mels, frames], level-normalised."""
-    return normalize_level(log_mel(wave, cfg), cfg.top_db).unsqueeze(-3)
+def model_input(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """Windows [..., n] (at cfg.sample_rate) -> model input [..., 1, n_mels, frames] (float32), level-normalised."""
+    return np.expand_dims(normalize_level(log_mel(wave, cfg), cfg.top_db), -3)
 
 
 def active_fraction(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:

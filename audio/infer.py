@@ -17,9 +17,18 @@ from affect_sdk.runtime import create_runner
 
 
 class SpeechAnalyzer:
-    """One loaded speech model applied to files or whole waveforms, with the same windows as live streaming."""
+    """One loaded speech model applied to files or whole waveforms, with the same windows as live streaming.
 
-    def __init__(self, model: str | None = None, window_s: float = 2.0, hop_s: float = 0.5,
+        analyzer = SpeechAnalyzer()                      # speech-cnn; onnxruntime when installed
+        utterance = analyzer.classify_file("hello.wav")  # one reading of the whole utterance
+        print(utterance.label, utterance.probs["happy"], utterance.valence)
+        for window in analyzer.analyze_file("talk.flac"):  # or a timeline: one SpeechAffect per hop
+            print(f"{window.t:.1f}s", window.label)
+
+    `window_s` / `hop_s`: None takes the model's registered windows (affect_sdk.registry.speech_windows).
+    """
+
+    def __init__(self, model: str | None = None, window_s: float | None = None, hop_s: float | None = None,
                  backend: str | None = None, device: str | None = None) -> None:
         self.model = model or default_model("speech")
         get_spec_for(self.model, "speech")  # a face model here is one clear ModelError, before anything loads

@@ -1,4 +1,5 @@
-"""The speech-emotion network: a small 2-D CNN over level-normalised log-mel windows with attention + max pooling.
+"""The speech-emotion networks over level-normalised log-mel windows, both with attentive mean + max pooling: a
+temporal (1-D) CNN, which the shipped speech-cnn is (an ensemble of two), and a small 2-D CNN.
 
 forward(x [B, 1, n_mels, frames]) -> (logits [B, 8] over CLASSES, va [B, 2]). V/A is not learned: it is the
 expected (valence, arousal) under the class probabilities, from the AffectNet class -> V/A table

@@ -14,12 +14,12 @@ import numpy as np
 from affect_sdk.audio.features import FeatureConfig, Resampler, VadConfig, is_voiced, model_input, to_mono
 from affect_sdk.checks import finite_time
 from affect_sdk.errors import InputError
-from affect_sdk.registry import get_spec_for
+from affect_sdk.registry import get_spec_for, speech_windows
 from affect_sdk.results import SpeechAffect
 from affect_sdk.runtime import Runner, create_runner
 
 
-MAX_BATCH_WINDOWS = 32  # windows per model call: 32 x 2 s windows keep features and activations to a few MB
+MAX_BATCH_WINDOWS = 32  # windows per model call: 32 windows of 2 s keep features and activations to a few MB
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -29,11 +29,23 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class SpeechStream:
-    """Chunks in (mono [n] or multi-channel [n, ch], any rate) -> SpeechAffect per hop on the session clock."""
+    """Chunks in (mono [n] or multi-channel [n, ch], any rate) -> SpeechAffect per hop on the session clock.
 
-    def __init__(self, model: str = "speech-cnn", window_s: float = 2.0, hop_s: float = 0.5,
+        stream = SpeechStream(input_rate=48000)          # windows and hop from the registry entry (2 s / 0.5 s)
+        for chunk in microphone_chunks:                  # float32 or int16, any length
+            for result in stream.push(chunk):            # one result per completed window
+                print(f"{result.t:.2f}s", result.label if result.voiced else "(no voice)")
+        tail = stream.flush()                            # the last window at the end of input
+
+    `window_s` / `hop_s` override the model's registered windows (affect_sdk.registry.speech_windows).
+    """
+
+    def __init__(self, model: str = "speech-cnn", window_s: float | None = None, hop_s: float | None = None,
                  input_rate: float = 16000, t0: float = 0.0, backend: str | None = None, device: str | None = None,
                  *, vad: VadConfig = VadConfig(), gate: bool = True, runner: Runner | None = None) -> None:
+        registered = speech_windows(model)  # a face model here is one ModelError
+        window_s = registered.window_s if window_s is None else window_s
+        hop_s = registered.hop_s if hop_s is None else hop_s
         if not (window_s > 0 and hop_s > 0 and math.isfinite(window_s) and math.isfinite(hop_s)):
             raise InputError(f"window_s and hop_s must be positive seconds; got {window_s!r} and {hop_s!r}.")
         self.features = FeatureConfig.from_dict(get_spec_for(model, "speech").preprocess)
@@ -101,7 +113,7 @@ class SpeechStream:
         for first in range(0, len(run), MAX_BATCH_WINDOWS):  # bounded model batches, whatever the chunk length
             part = run[first:first + MAX_BATCH_WINDOWS]
             batch = np.stack([np.pad(windows[i], (0, self.window - len(windows[i]))) for i in part])
-            outputs = self.runner(model_input(batch, self.features).numpy())
+            outputs = self.runner(model_input(batch, self.features))
             for k, i in enumerate(part):
                 probs[i], va[i] = _softmax(outputs[0][k].astype(np.float64)), outputs[1][k]
         # keep only what the next regular window or a final tail window can still need

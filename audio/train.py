@@ -1,17 +1,17 @@
 """Train the speech-emotion CNN on a corpus split by speaker (default RAVDESS: train 01-14, validate 15-16,
 test 17-20 never seen), with augmentation aimed at new speakers, rooms and microphones.
 
-Run: `affect train audio` or `python -m affect_sdk.audio.train --help` (also under torchrun). Writes checkpoints,
-log.jsonl and best.safetensors (best validation accuracy, utterance level) into --out.
+Run: `affect train audio` (also under torchrun: `torchrun ... -m affect_sdk.cli train audio`). Writes checkpoints,
+log.jsonl, model.json and best.safetensors (best validation accuracy, utterance level) into --out: the vision
+recipe's run-folder layout.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,15 +19,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from affect_sdk.audio.data import WaveCache, build_cache, load_cache
-from affect_sdk.audio.evaluate import scores
-from affect_sdk.audio.features import FeatureConfig, VadConfig, active_fraction, log_mel, normalize_level, \
-    window_bounds
+from affect_sdk.audio.data import WaveCache, build_cache, load_cache, speaker_key
+from affect_sdk.audio.features import (FeatureConfig, VadConfig, active_fraction, log_mel, model_input,
+                                       normalize_level, window_bounds)
 from affect_sdk.audio.nets import create_speech_cnn
 from affect_sdk.errors import InputError
 from affect_sdk.labels import NUM_CLASSES
-from affect_sdk.training import all_reduce_mean, init_distributed, load_checkpoint, save_checkpoint, \
-    is_main_process, seed_everything, unwrap, wrap_model, write_replica_digest
+from affect_sdk.metrics import classification_report
+from affect_sdk.registry import get_spec, speech_windows
+from affect_sdk.training import all_reduce_mean, export_weights, init_distributed, load_checkpoint, lr_at, \
+    save_checkpoint, seed_everything, unwrap, wrap_model, write_replica_digest
+
+
+SHIPPED = "speech-cnn"  # the registered model this recipe trains
+SPEECH_FACTORY = "affect_sdk.audio.nets:create_speech_cnn"
 
 
 @dataclass
@@ -44,10 +49,11 @@ class TrainConfig:
     weight_decay: float = 1e-2
     warmup: float = 0.05
     label_smoothing: float = 0.05
-    window_s: float = 2.0
-    hop_s: float = 0.5
-    kind: str = "1d"  # network: '1d' (temporal CNN, default) or '2d'
-    channels: tuple[int, ...] = (128, 192, 256, 256)
+    # windows, features and network of the shipped model's registry entry, the one place they are written
+    window_s: float = field(default_factory=lambda: speech_windows(SHIPPED).window_s)
+    hop_s: float = field(default_factory=lambda: speech_windows(SHIPPED).hop_s)
+    kind: str = field(default_factory=lambda: get_spec(SHIPPED).arch["kind"])  # '1d' (temporal CNN) or '2d'
+    channels: tuple[int, ...] = field(default_factory=lambda: tuple(get_spec(SHIPPED).arch["channels"]))
     dropout: float = 0.3
     tempo: float = 0.15  # tempo perturbation range +-
     pitch_bins: float = 2.0  # pitch perturbation range +- in mel bins
@@ -65,7 +71,7 @@ class TrainConfig:
     eval_every: int = 250
     threads: int = 1
     device: str | None = None  # cpu, cuda or auto (None): affect_sdk.device.resolve_device
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features: FeatureConfig = field(default_factory=lambda: FeatureConfig.from_dict(get_spec(SHIPPED).preprocess))
 
 
 # ---------------------------------------------------------------- augmentation (in the mel-power domain)
@@ -169,7 +175,7 @@ def window_inputs(wave: np.ndarray, cfg: FeatureConfig, window: int, hop: int) -
     bounds = window_bounds(len(wave), window, hop)
     chunks = np.stack([np.pad(wave[s:e], (0, window - (e - s))) for s, e in bounds])
     voiced = np.array([active_fraction(wave[s:e]) >= VadConfig().min_active for s, e in bounds])
-    return normalize_level(log_mel(chunks, cfg), cfg.top_db).unsqueeze(1), voiced
+    return torch.from_numpy(model_input(chunks, cfg)), voiced
 
 
 def aggregate(probs: np.ndarray, voiced: np.ndarray) -> np.ndarray:
@@ -183,18 +189,19 @@ def evaluate_cache(model: torch.nn.Module, cache: WaveCache, indices: np.ndarray
     model.eval()
     rate = cfg.features.sample_rate
     window, hop = int(cfg.window_s * rate), int(cfg.hop_s * rate)
-    preds = []
+    utterance_probs = []
+    device = next(model.parameters()).device
     for i in indices:
         x, voiced = window_inputs(cache.wave(i), cfg.features, window, hop)
-        probs = torch.softmax(model(x)[0], dim=-1).numpy()
-        preds.append(int(aggregate(probs, voiced).argmax()))
-    return scores(cache.labels[indices], np.array(preds))
+        probs = torch.softmax(model(x.to(device))[0], dim=-1).cpu().numpy()
+        utterance_probs.append(aggregate(probs, voiced))
+    return classification_report(cache.labels[indices], np.asarray(utterance_probs).reshape(-1, NUM_CLASSES))
 
 
 # ---------------------------------------------------------------- training loop
 def _indices(cache: WaveCache, speakers) -> np.ndarray:
-    keys = {str(int(s)) if str(s).isdigit() else str(s) for s in speakers}
-    return np.array([i for i, s in enumerate(cache.speakers) if (str(int(s)) if s.isdigit() else s) in keys], int)
+    keys = {speaker_key(s) for s in speakers}
+    return np.array([i for i, s in enumerate(cache.speakers) if speaker_key(s) in keys], int)
 
 
 def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -209,12 +216,12 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     cache_file = Path(cfg.cache or Path(".cache") / f"{Path(cfg.data).resolve().name}_16k.npz")
     cache = load_cache(cache_file) if cache_file.is_file() else build_cache(cfg.data, cache_file)
     all_speakers = sorted(set(cache.speakers.tolist()))
-    held = {str(int(s)) for s in (*cfg.val_speakers, *cfg.test_speakers)}
-    train_speakers = [s for s in all_speakers if str(int(s)) not in held]
+    held = {speaker_key(s) for s in (*cfg.val_speakers, *cfg.test_speakers)}
+    train_speakers = [s for s in all_speakers if speaker_key(s) not in held]
     train_idx, val_idx = _indices(cache, train_speakers), _indices(cache, cfg.val_speakers)
     if len(train_idx) == 0:
         raise InputError(f"No training utterances left in {cfg.data} after holding out validation/test speakers.")
-    mels = {int(i): log_mel(cache.wave(i), cfg.features) for i in train_idx}
+    mels = {int(i): torch.from_numpy(log_mel(cache.wave(i), cfg.features)) for i in train_idx}
     spans = {i: speech_span(db) for i, db in mels.items()}
     colours, dof = noise_colours(cfg.features)
     frames = 1 + (int(cfg.window_s * cfg.features.sample_rate) - cfg.features.n_fft) // cfg.features.hop_length
@@ -222,15 +229,14 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
 
     model = wrap_model(create_speech_cnn(kind=cfg.kind, channels=tuple(cfg.channels), dropout=cfg.dropout), ctx)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = max(1, int(cfg.warmup * cfg.steps))
 
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine to zero
-        return cfg.lr * min(1.0, (step + 1) / warm) * 0.5 * (
-            1 + math.cos(math.pi * min(1.0, max(0, step - warm) / max(1, cfg.steps - warm))))
+    def lr_of(step: int) -> float:
+        return lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
 
     state = load_checkpoint(out / "last", model, optimizer) or {"step": 0, "best": -1.0, "best_step": -1}
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        (out / "model.json").write_text(json.dumps(run_meta(cfg), indent=2))
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
         print(f"train {len(train_idx)} utterances of speakers {train_speakers}; validate {len(val_idx)} of "
               f"{list(cfg.val_speakers)}; test speakers {list(cfg.test_speakers)} unused; dropped duplicates "
@@ -247,7 +253,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
             shift = rng.uniform(-cfg.pitch_bins, cfg.pitch_bins) if rng.random() < 0.6 else 0.0
             crops.append(warp_crop(mels[int(i)], spans[int(i)], frames, tempo, shift, rng))
         db = random_eq(add_noise_and_reverb(torch.stack(crops), cfg, colours, dof, rng), cfg, rng)
-        x = spec_augment(normalize_level(db, cfg.features.top_db).unsqueeze(1), cfg, rng)
+        x = spec_augment(torch.from_numpy(normalize_level(db.numpy(), cfg.features.top_db)).unsqueeze(1), cfg, rng)
         target = F.one_hot(torch.from_numpy(cache.labels[pick]), NUM_CLASSES).float()
         target = (1 - cfg.label_smoothing) * target + cfg.label_smoothing * smooth
         if rng.random() < cfg.mixup_p:
@@ -255,7 +261,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
             perm = torch.from_numpy(rng.permutation(cfg.batch))
             x, target = lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(state["step"])
+            group["lr"] = lr_of(state["step"])
         logits, _ = model(x.to(ctx.device))
         loss = -(target.to(ctx.device) * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -272,11 +278,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
                 val = evaluate_cache(unwrap(model), cache, val_idx, cfg) if len(val_idx) else {"accuracy": 0.0,
                                                                                                "macro_f1": 0.0}
                 record = {"step": state["step"], "loss": round(train_loss, 4), "val_accuracy": val["accuracy"],
-                          "val_macro_f1": val["macro_f1"], "lr": round(lr_at(state["step"] - 1), 6),
+                          "val_macro_f1": val["macro_f1"], "lr": round(lr_of(state["step"] - 1), 6),
                           "elapsed_s": round(time.time() - t0, 1)}
                 if val["accuracy"] > state["best"]:
                     state["best"], state["best_step"] = val["accuracy"], state["step"]
-                    save_checkpoint(out / "best", model, None, dict(state, val=val))
+                    export_weights(model, out / "best.safetensors")
                 save_checkpoint(out / "last", model, optimizer, state)
                 with (out / "log.jsonl").open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
@@ -285,15 +291,24 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     return state
 
 
+def run_meta(cfg: TrainConfig) -> dict:
+    """The run folder's model.json (the vision recipe's layout): factory, arch, task and the preprocessing the
+    weights expect, so `resolve_model(run folder)` and `affect eval audio --model RUN` read the run like a shipped
+    model."""
+    preprocess = {**asdict(cfg.features), "window_s": cfg.window_s, "hop_s": cfg.hop_s}
+    return {"factory": SPEECH_FACTORY, "task": "speech", "preprocess": preprocess,
+            "arch": {"kind": cfg.kind, "channels": list(cfg.channels), "dropout": cfg.dropout}}
+
+
 def export_best(cfg: TrainConfig) -> tuple[Path, str]:
     """Copy the best-validation weights to OUT/speech-cnn.safetensors (loaded back once as a check); (path, sha256)."""
     from safetensors.torch import load_file
 
     from affect_sdk.registry import file_sha256
 
-    best = Path(cfg.out) / "best" / "model.safetensors"
+    best = Path(cfg.out) / "best.safetensors"
     if not best.is_file():
-        raise InputError(f"No best checkpoint in {best.parent}; train first.")
+        raise InputError(f"No {best.name} in {best.parent}; train first.")
     model = create_speech_cnn(kind=cfg.kind, channels=tuple(cfg.channels), dropout=cfg.dropout)
     model.load_state_dict(load_file(str(best)))
     target = Path(cfg.out) / "speech-cnn.safetensors"
@@ -313,25 +328,10 @@ def merge_members(weights: list[Path], target: Path) -> str:
     return file_sha256(target)
 
 
-def _parse(argv: list[str] | None = None) -> TrainConfig:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = TrainConfig()
-    for f in fields(TrainConfig):
-        if f.name == "features":
-            continue
-        value = getattr(defaults, f.name)
-        if isinstance(value, tuple):
-            parser.add_argument(f"--{f.name.replace('_', '-')}", nargs="+", default=list(value),
-                                type=type(value[0]) if value else str)
-        else:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(value), default=value)
-    args = vars(parser.parse_args(argv))
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()})
+if __name__ == "__main__":  # older notes run `python -m affect_sdk.audio.train`: the same as `affect train audio`
+    import sys
 
+    from affect_sdk.cli import main
 
-if __name__ == "__main__":
-    config = _parse()
-    final = train(config)
-    if is_main_process():  # under torchrun rank 0 alone exports and reports
-        weights, digest = export_best(config)
-        print(json.dumps({**final, "weights": str(weights), "sha256": digest}))
+    sys.argv = ["affect", "train", "audio", *sys.argv[1:]]
+    main()

@@ -128,26 +128,15 @@ def gmac() -> list[Row]:
     from thop import profile
 
     from affect_sdk.export import example_shape
-    from affect_sdk.registry import ModelSpec, create_model, get_spec, list_models
+    from affect_sdk.registry import create_model, list_models
 
     specs = {s.name: s for s in list_models() if s.factory is not None}
-    if "face-teacher" not in specs:  # the teacher is not shipped: count the architecture it is trained with
-        from affect_sdk.vision.train import DEFAULT_TEACHER_ARCH, TEACHER_FACTORY
-
-        specs["face-teacher"] = ModelSpec("face-teacher", "face", "", "", "", TEACHER_FACTORY,
-                                          dict(DEFAULT_TEACHER_ARCH), dict(get_spec("face-student").preprocess))
     rows = []
     for name, spec in specs.items():
         shape = example_shape(spec)
-        if spec.weights:
-            module = create_model(name, pretrained=False, device="cpu")
-        else:
-            from affect_sdk.registry import resolve_factory
-
-            module = resolve_factory(spec.factory)(**spec.arch).eval()
+        module = create_model(name, pretrained=False, device="cpu")
         macs, params = profile(module, inputs=(torch.zeros(1, *shape),), verbose=False)
         rows.append(Row(f"GMAC {name}", round(float(macs) / 1e9, 4), "GMAC",
-                        detail=f"input {list(shape)}, {float(params) / 1e6:.2f} M params (thop)"
-                        + ("" if spec.weights else "; architecture only (not shipped)"),
+                        detail=f"input {list(shape)}, {float(params) / 1e6:.2f} M params (thop)",
                         extra={"params_m": float(params) / 1e6, "input_shape": list(shape)}))
     return rows

@@ -118,7 +118,10 @@ def fuse(face: FaceAffect | None = None, speech: SpeechAffect | None = None, *, 
          t: float | None = None) -> FusedAffect:
     """One face result and one speech result (either may be None) -> one FusedAffect, by `rule`, unsmoothed.
 
-        fused = affect_sdk.fuse(faces[0], speech_window)     # fused.label, fused.probs["happy"], fused.weights
+        faces = FaceAnalyzer().analyze("photo.png")
+        speech = SpeechAnalyzer().analyze_file("voice.wav")
+        fused = affect_sdk.fuse(faces[0], speech[-1])        # fused.label, fused.probs["happy"], fused.weights
+        print(fused.label, fused.sources, f"V={fused.valence:+.2f} A={fused.arousal:+.2f}")
 
     For a stream (pairing by time, smoothing) use FusionState or Session; this is the same math for one pair.
     """

@@ -50,9 +50,10 @@ def degrade(images: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
 
 
 def scores(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    pred = probs.argmax(1)
-    recalls = [float((pred[labels == c] == c).mean()) for c in np.unique(labels)]
-    return {"accuracy": round(float((pred == labels).mean()), 4), "balanced_accuracy": round(float(np.mean(recalls)), 4)}
+    from affect_sdk.metrics import classification_report
+
+    report = classification_report(labels, probs)
+    return {"accuracy": report["accuracy"], "balanced_accuracy": report["balanced_accuracy"]}
 
 
 def clip_crops(clips: list[Path], size: int = 48) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-import torch
 
 from affect_sdk.audio.features import (FeatureConfig, active_fraction, is_voiced, load_audio, log_mel,
                                        model_input, to_mono, window_bounds)
@@ -57,11 +56,11 @@ def test_missing_and_truncated_files(tmp_path, speech_flac):
         load_audio(head)
     half = tmp_path / "half.wav"
     sf.write(half, load_audio(speech_flac), 16000)
-    half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])  # data cut: what is there is read, or an error
-    try:
-        assert len(load_audio(half)) > 0
-    except InputError:
-        pass
+    whole = load_audio(half)
+    half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])  # data cut: what is there is read
+    cut = load_audio(half)
+    assert 0.4 * len(whole) < len(cut) < 0.6 * len(whole)
+    np.testing.assert_allclose(cut, whole[:len(cut)], atol=1e-4)
 
 
 def test_nan_and_inf_samples_raise(tmp_path):
@@ -86,8 +85,8 @@ def test_log_mel_shape_and_level_invariance(speech):
     window = speech[8000:40000]
     assert log_mel(window, cfg).shape == (cfg.n_mels, 1 + (32000 - cfg.n_fft) // cfg.hop_length)
     loud, quiet = model_input(window * 10.0), model_input(window * 0.1)  # +-20 dB
-    torch.testing.assert_close(loud, model_input(window), atol=1e-4, rtol=0)
-    torch.testing.assert_close(quiet, model_input(window), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(loud, model_input(window), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(quiet, model_input(window), atol=1e-4, rtol=0)
 
 
 def test_voice_activity(speech):

@@ -38,10 +38,12 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
 
 def test_a_30000_by_30000_png_is_refused_from_its_header_without_decoding(tmp_path):
     path = _png_header_only(tmp_path / "huge.png", 30000, 30000)
-    # a fresh process, so its peak memory is this load alone (decoding would need 900 MB for the pixels)
-    code = ("import resource, sys\nfrom affect_sdk.errors import InputError\nfrom affect_sdk.vision.data import "
+    # a fresh process, so its peak memory is this load alone (decoding would need 900 MB for the pixels); VmHWM,
+    # not ru_maxrss, which also counts the peak of the pytest process the child was forked from
+    code = ("import sys\nfrom affect_sdk.errors import InputError\nfrom affect_sdk.vision.data import "
             "load_image\ntry:\n    load_image(sys.argv[1])\nexcept InputError as exc:\n    print(exc)\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+            "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:'))"
+            " // 1024)")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     message, peak_mb = done.stdout.strip().splitlines()
     assert "30000x30000" in message and str(path) in message

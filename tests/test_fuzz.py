@@ -104,7 +104,7 @@ DEMO = demo_clip().read_bytes()
 @given(edits=EDITS, cut=st.integers(16, len(DEMO)))
 def test_video_readers_on_a_damaged_clip(edits, cut):
     from affect_sdk.audio.features import load_audio
-    from affect_sdk.session import CameraSource
+    from affect_sdk.sources import CameraSource
 
     path = _file("damaged.mp4", _mutate(DEMO, edits)[:cut])
     camera = _only_affect_errors(CameraSource, path)

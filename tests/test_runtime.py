@@ -60,3 +60,35 @@ def test_the_onnxruntime_path_never_imports_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+ORT_PATHS = {
+    "image file": "from affect_sdk.vision.infer import FaceAnalyzer\n"
+                  "assert FaceAnalyzer(backend='onnxruntime').analyze(photo)\n",
+    "video with its voice": "from affect_sdk.predict import PredictOptions, analyze_files\n"
+                            "records = list(analyze_files([clip], PredictOptions(backend='onnxruntime', step=15)))\n"
+                            "assert any(r['kind'] == 'fused' for r in records)\n",
+    "speech": "from affect_sdk.audio.infer import SpeechAnalyzer\n"
+              "assert SpeechAnalyzer(backend='onnxruntime').classify_file(clip).label\n",
+    "Session": "from affect_sdk import Session\n"
+               "assert Session(demo=True, fast=True, duration=1.5, backend='onnxruntime').run()['fused'] > 0\n",
+    "affect predict": "from affect_sdk.cli import main\n"
+                      "sys.argv = ['affect', 'predict', str(photo), '--json', '--backend', 'onnxruntime']\n"
+                      "try:\n    main()\nexcept SystemExit as end:\n    assert not end.code, end.code\n",
+}
+
+
+@pytest.mark.parametrize("path", ORT_PATHS)
+def test_no_inference_path_on_onnxruntime_imports_torch(path, tmp_path):
+    """Each path a user runs on onnxruntime (an image, a video with its voice, speech, a Session, the command
+    line) ends with torch never imported: a subprocess, so nothing this test process loaded counts."""
+    photo = tmp_path / "photo.png"
+    code = ("import sys, cv2, av\nfrom pathlib import Path\nfrom affect_sdk.session import demo_clip\n"
+            f"clip, photo = demo_clip(), Path({str(photo)!r})\n"
+            "with av.open(str(clip)) as video:\n"
+            "    cv2.imwrite(str(photo), next(video.decode(video=0)).to_ndarray(format='bgr24'))\n"
+            + ORT_PATHS[path]
+            + "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "no torch"

@@ -86,8 +86,11 @@ def test_the_page_shows_live_fused_affect_from_camera_and_microphone(fake_device
                 assert time.monotonic() < deadline, (f"no fused face + speech result on the page in 30 s: "
                                                      f"{text(browser, 'status')!r} {text(browser, 'error')!r}")
                 time.sleep(0.25)
-            label = text(browser, "label").lower()
-            shown = [float(text(browser, f"p-{name}")) for name in CLASSES]
+            # one script call reads the label and all bars at once: records keep arriving between separate reads
+            label, shown = browser.execute_script(
+                "return [document.getElementById('label').textContent,"
+                " arguments[0].map((n) => Number(document.getElementById('p-' + n).textContent))];", list(CLASSES))
+            label = label.lower()
             trail = browser.execute_script("return trail.length")
             SCREENSHOT.parent.mkdir(exist_ok=True)
             browser.save_screenshot(str(SCREENSHOT))

@@ -14,9 +14,10 @@ TINY_STUDENT = {"width": 0.25, "last_channels": 32}
 
 
 def _tiny(role, out, data, **kw):
-    arch = TINY_TEACHER if role == "teacher" else TINY_STUDENT
-    return TrainConfig(role=role, data=str(data), out=str(out), arch=arch, limit=64, batch_size=32, epochs=1,
-                       cache_dir=None, log_every=1000, **kw)
+    # the teacher is a ResNet, the student a MobileNetV2: both nets train (the shipped student is a ResNet)
+    arch, net = (TINY_TEACHER, "resnet") if role == "teacher" else (TINY_STUDENT, "mobilenetv2")
+    return TrainConfig(role=role, data=str(data), out=str(out), arch=arch, net=net, limit=64, batch_size=32,
+                       epochs=1, cache_dir=None, log_every=1000, **kw)
 
 
 def test_schedule_warms_up_then_decays_to_zero():
@@ -57,6 +58,28 @@ def test_a_torchscript_teacher_can_be_brought_along(tmp_path):
 def test_cli_student_run_without_kd_ends_with_a_json_line(shared, tmp_path):
     result = runner.invoke(app, ["train", "vision-student", "--data", str(shared / "data/ferplus"), "--out",
                                  str(tmp_path / "s"), "--limit", "32", "--batch-size", "16", "--epochs", "1",
-                                 "--arch", json.dumps(TINY_STUDENT), "--cache-dir", ""])
+                                 "--net", "mobilenetv2", "--arch", json.dumps(TINY_STUDENT), "--cache-dir", ""])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["epochs"] == 1
+
+
+def test_the_command_line_defaults_are_the_recipes_defaults():
+    import dataclasses
+    import inspect
+
+    from affect_sdk.audio.train import TrainConfig as AudioConfig
+    from affect_sdk.cli.train import train_audio, train_vision_student, train_vision_teacher
+    from affect_sdk.vision.distill import DistillConfig
+
+    def option_defaults(command):  # comma-separated lists (speakers) read as the tuples the recipe holds
+        defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
+        return {name: tuple(v.split(",")) if isinstance(v, str) and "," in v else v for name, v in defaults.items()}
+
+    role_specific = {"data", "out", "arch", "net", "init", "teacher", "device", "limit", "quiet", "cache", "augment"}
+    for command, config in ((train_vision_teacher, TrainConfig()), (train_vision_student, TrainConfig()),
+                            (train_vision_student, DistillConfig()), (train_audio, AudioConfig())):
+        fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        shared = {name: value for name, value in option_defaults(command).items()
+                  if name in fields and name not in role_specific}
+        assert shared and shared == {name: fields[name] for name in shared}, command.__name__
+    assert option_defaults(train_vision_teacher)["augment"] == TrainConfig().augment_preset

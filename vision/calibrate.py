@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from affect_sdk.metrics import expected_calibration_error  # noqa: F401  (its home is the metrics core)
+
 PRIOR_STRENGTH = {"train": 0.0, "blend": 0.5, "balanced": 1.0}
 PRIOR_MODES = tuple(PRIOR_STRENGTH)
 
@@ -106,19 +108,3 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray 
             b = lo + ratio * (hi - lo)
             fb = nll(b)
     return round(math.exp((lo + hi) / 2), 4)
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """ECE: the sample-weighted mean |accuracy - confidence| over equal-width confidence bins (Guo et al. 2017)."""
-    probs, labels = np.asarray(probs), np.asarray(labels)
-    if len(labels) == 0:
-        return float("nan")
-    confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(ece)

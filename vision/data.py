@@ -3,19 +3,20 @@ and batch augmentation suitable for faces (runs on the training device)."""
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from affect_sdk.checks import MAX_PIXELS, pixel_limit  # noqa: F401 (MAX_PIXELS: importable from here as before)
 from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES, FERPLUS_COLUMNS, canonical, ferplus_votes_to_canonical, va_from_probs
+
+if TYPE_CHECKING:  # torch only where tensors are made (training, the torch backend), never to read an image
+    import torch
 
 FERPLUS_SPLITS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
 
@@ -46,10 +47,6 @@ class FaceSet:
     @property
     def va_derived(self) -> bool:
         return self.va is None
-
-    def subset(self, index: np.ndarray) -> "FaceSet":
-        return FaceSet(self.images[index], self.soft[index], self.labels[index], [self.names[i] for i in index],
-                       None if self.va is None else self.va[index])
 
 
 # ---------------------------------------------------------------- images
@@ -241,6 +238,9 @@ def read_image_folder(root: str | Path) -> tuple[list[Path], np.ndarray, list[st
 
 def to_input(images: np.ndarray | torch.Tensor, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 [N, H, W] grayscale batch -> float [N, 1, size, size] in [0, 1] (the nets' input convention)."""
+    import torch
+    import torch.nn.functional as F
+
     x = torch.as_tensor(images).to(device).float().div_(255).unsqueeze(1)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

@@ -1,5 +1,5 @@
-"""Face model evaluation on a FER+ layout or an image folder: accuracy, macro-F1, per-class accuracy, confusion,
-V/A concordance (CCC); bad files are skipped with one message each and reported."""
+"""Face model evaluation on a FER+ layout or an image folder: the metrics core's report (affect_sdk.metrics) and V/A
+concordance (CCC); bad files are skipped with one message each and reported."""
 from __future__ import annotations
 
 import sys
@@ -11,47 +11,9 @@ from typing import Any, Callable
 import numpy as np
 
 from affect_sdk.errors import AffectError, InputError
-from affect_sdk.labels import CLASSES, NUM_CLASSES, va_from_probs
-
-
-def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro-F1 and per-class accuracy over the classes present in `labels`; confusion over all 8.
-
-    Predictions of classes absent from the data still count as wrong.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    pred = np.asarray(probs).argmax(axis=1)
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    np.add.at(confusion, (labels, pred), 1)
-    present = [c for c in range(NUM_CLASSES) if confusion[c].sum() > 0]
-    f1s, per_class = [], {}
-    for c in present:
-        tp, support, predicted = confusion[c, c], confusion[c].sum(), confusion[:, c].sum()
-        per_class[CLASSES[c]] = round(float(tp / support), 4)
-        f1s.append(0.0 if tp == 0 else 2 * tp / (support + predicted))
-    n = int(len(labels))
-    from affect_sdk.vision.calibrate import expected_calibration_error
-
-    return {"n": n, "accuracy": round(float((pred == labels).mean()), 4) if n else 0.0,
-            "balanced_accuracy": round(float(np.mean(list(per_class.values()))), 4) if per_class else 0.0,
-            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
-            "ece": round(expected_calibration_error(probs, labels), 4) if n else None, "per_class": per_class,
-            "classes": [CLASSES[c] for c in present], "confusion": confusion.tolist(),
-            "confusion_axes": "rows: true class, columns: predicted class, both in CLASSES order"}
-
-
-def ccc(a: np.ndarray, b: np.ndarray) -> float:
-    """Lin's concordance correlation coefficient between two 1-D series."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) < 2:
-        return float("nan")
-    cov = ((a - a.mean()) * (b - b.mean())).mean()
-    denom = a.var() + b.var() + (a.mean() - b.mean()) ** 2
-    return float(2 * cov / denom) if denom > 0 else float("nan")
-
-
-def va_concordance(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    return {"valence": round(ccc(pred[:, 0], target[:, 0]), 4), "arousal": round(ccc(pred[:, 1], target[:, 1]), 4)}
+from affect_sdk.labels import va_from_probs
+from affect_sdk.metrics import classification_report, va_concordance
+from affect_sdk.registry import resolve_model
 
 
 @dataclass
@@ -83,24 +45,6 @@ def find_labelled_images(data: str | Path, split: str = "test") -> LabelledImage
                               votes / votes.sum(1, keepdims=True), "ferplus")
     paths, labels, excluded = read_image_folder(data)
     return LabelledImages(paths, labels, None, "folder", excluded)
-
-
-def resolve_model(ref: str | None) -> str | None:
-    """A registered model name as is; a training run folder (model.json + best.safetensors) is registered on the
-    fly under its path, so runs can be evaluated before they are shipped."""
-    from affect_sdk.registry import ModelSpec, file_sha256, read_run_meta, register
-
-    if ref is None or not (Path(ref) / "model.json").is_file():
-        return ref
-    run = Path(ref).resolve()
-    weights = run / "best.safetensors"
-    if not weights.is_file():
-        raise InputError(f"Run folder {run} has no best.safetensors yet.")
-    meta = read_run_meta(run)  # only the package's own factories; a malformed file is one InputError
-    register(ModelSpec(name=str(ref), task="face", weights=str(weights), sha256=file_sha256(weights),
-                       licence="local training run", factory=meta["factory"], arch=meta["arch"],
-                       preprocess={"input_size": meta.get("input_size", 48)}))
-    return str(ref)
 
 
 def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = False, model: str | None = None,
@@ -152,7 +96,7 @@ def evaluate_vision(data: str | Path, *, split: str = "test", crops: bool = Fals
     result: dict[str, Any] = {"model": model, "data": str(data), "split": split if items.kind == "ferplus" else None,
                               "layout": items.kind, "crops": crops, "prior": analyzer.prior_mode,
                               "temperature": analyzer.temperature}
-    result.update(classification_metrics(labels, probs))
+    result.update(classification_report(labels, probs))
     spec = get_spec(model)
     try:  # thop is a dev extra: without it the GMAC count is left out, the evaluation still runs
         result["gmac"] = round(count_gmac(create_model(model), size), 4) if spec.factory else None
@@ -191,7 +135,7 @@ def fit_face_calibration(model: str, data: str | Path, *, cache_dir: str | None 
     name = resolve_model(model)
     prior = cached_ferplus(data, "train", cache_dir).soft.mean(axis=0)
     valid = cached_ferplus(data, "valid", cache_dir)
-    logits, _ = FaceAnalyzer(name, backend=backend).raw_outputs(valid.images)
+    logits, _ = FaceAnalyzer(name, backend=backend, prior="train").raw_outputs(valid.images)
     labels = valid.labels
     temperature = {mode: fit_temperature(adjust_for_prior(logits, prior, mode), labels,
                                          class_weights(labels, target_distribution(prior, mode)))

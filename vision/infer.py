@@ -11,6 +11,7 @@ import numpy as np
 from affect_sdk.checks import check_video_frame_size, finite_time, probability
 from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES, NUM_CLASSES
+from affect_sdk.media import VIDEO_SUFFIXES
 from affect_sdk.registry import default_model, get_spec_for
 from affect_sdk.results import FaceAffect
 from affect_sdk.runtime import create_runner
@@ -18,7 +19,6 @@ from affect_sdk.vision.calibrate import PRIOR_MODES, baseline_offset, calibrated
 from affect_sdk.vision.temporal import SUSTAIN_SECONDS, sustained_expression
 
 __all__ = ["FaceAnalyzer", "prepare_crops", "resting_crops", "softmax", "summarize_video", "video_frames"]
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 def prepare_crops(crops: np.ndarray | Sequence[np.ndarray], size: int) -> np.ndarray:
@@ -58,20 +58,20 @@ class FaceAnalyzer:
 
     `prior`: "balanced" divides FER+'s class frequencies out of the outputs (every expression equally likely a
     priori), "train" keeps them, "blend" (the default, chosen by measurement on FER+ Valid) goes halfway in log
-    space. Probabilities are
-    temperature-scaled as fitted on FER+ Valid; see affect_sdk.vision.calibrate for the math.
+    space. Probabilities are temperature-scaled as fitted on FER+ Valid; see affect_sdk.vision.calibrate for the math.
     """
 
     def __init__(self, model: str | None = None, backend: str | None = None, device: str | None = None,
                  detector_threshold: float | None = None, prior: str | None = None) -> None:
         self.model = model or default_model("face")
-        spec = get_spec_for(self.model, "face")
-        if spec.task != "face":
-            raise InputError(f"Model {self.model!r} is a {spec.task} model; a face model is needed here.")
+        spec = get_spec_for(self.model, "face")  # a speech model here is one ModelError
         self.input_size = int(spec.preprocess.get("input_size", 48))
         self.prior_mode = prior or spec.prior_mode
         if self.prior_mode not in PRIOR_MODES:
             raise InputError(f"prior must be one of {', '.join(PRIOR_MODES)}; got {prior!r}.")
+        if spec.prior is None and self.prior_mode != "train":
+            raise InputError(f"Model {self.model!r} records no training prior, so only prior='train' applies to it; "
+                             f"got {self.prior_mode!r}.")
         self._prior = None if spec.prior is None else np.asarray(spec.prior, dtype=np.float32)
         self.temperature = float(spec.temperature.get(self.prior_mode, 1.0))
         self._neutral_reference = (None if spec.neutral_reference is None

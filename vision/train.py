@@ -7,7 +7,6 @@ Checkpoints every epoch under `out/last/`, best-on-FER+-Valid weights in `out/be
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 
 from affect_sdk.errors import InputError, ModelError
-from affect_sdk.training import (all_reduce_mean, init_distributed, load_checkpoint, save_checkpoint,
+from affect_sdk.registry import get_spec
+from affect_sdk.training import (all_reduce_mean, init_distributed, load_checkpoint, lr_at, save_checkpoint,
                                  seed_everything, shard_indices, unwrap, wrap_model, write_replica_digest)
 from affect_sdk.vision.augment import AugmentConfig, augment_batch, webcam_augment
 from affect_sdk.vision.data import cached_ferplus, read_ferplus, to_input
@@ -27,9 +27,9 @@ TEACHER_FACTORY = "affect_sdk.vision.nets:create_teacher"
 STUDENT_FACTORY = "affect_sdk.vision.nets:create_student"
 # Either net can fill either role: on a CPU the ResNet trains about 3x faster than the depthwise MobileNetV2.
 NET_FACTORIES = {"resnet": TEACHER_FACTORY, "mobilenetv2": STUDENT_FACTORY}
-# CPU-sized defaults (this is what fits a shared 2-core machine); the model cards give the GPU settings.
-DEFAULT_TEACHER_ARCH: dict[str, Any] = {"widths": [32, 64, 128, 256], "depths": [1, 1, 1, 1], "stem_stride": 2}
-DEFAULT_STUDENT_ARCH: dict[str, Any] = {"width": 0.5, "stem_stride": 2, "last_channels": 512}
+# Without --net and --arch a role builds what its shipped model is (its registry entry, the one place it is
+# written): CPU-sized, what fits a shared 2-core machine; the model cards give the GPU settings.
+SHIPPED_BY_ROLE = {"teacher": "face-teacher", "student": "face-student"}
 
 
 @dataclass
@@ -41,7 +41,7 @@ class TrainConfig:
     net: str = ""  # "resnet" or "mobilenetv2"; empty: the role's (teacher: resnet, student: mobilenetv2)
     arch: dict[str, Any] = field(default_factory=dict)  # factory kwargs; empty -> the role's default
     input_size: int = 48
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 0.05
@@ -65,10 +65,11 @@ class TrainConfig:
 
     @property
     def factory(self) -> str:
-        net = self.net or ("resnet" if self.role == "teacher" else "mobilenetv2")
-        if net not in NET_FACTORIES:
+        if not self.net:
+            return get_spec(SHIPPED_BY_ROLE.get(self.role, "face-student")).factory
+        if self.net not in NET_FACTORIES:
             raise InputError(f"Unknown net {self.net!r}; expected one of {', '.join(NET_FACTORIES)}.")
-        return NET_FACTORIES[net]
+        return NET_FACTORIES[self.net]
 
     @property
     def resolved_augment(self) -> AugmentConfig:
@@ -78,15 +79,14 @@ class TrainConfig:
 
     @property
     def resolved_arch(self) -> dict[str, Any]:
-        return dict(self.arch or (DEFAULT_TEACHER_ARCH if self.factory == TEACHER_FACTORY else DEFAULT_STUDENT_ARCH))
+        """--arch; else the arch of the role's shipped model when it is this net, else of a shipped model that
+        is (the factory's own defaults when none is)."""
+        if self.arch:
+            return dict(self.arch)
+        from affect_sdk.registry import list_models
 
-
-def lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
-    """Linear warm-up then cosine decay to 0, as a pure function of the step (so resuming needs only the step)."""
-    warmup = max(1, int(total * warmup_frac))
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        shipped = [get_spec(SHIPPED_BY_ROLE.get(self.role, "face-student"))] + list_models("face")
+        return dict(next((spec.arch for spec in shipped if spec.factory == self.factory), {}))
 
 
 # ---------------------------------------------------------------- teachers
@@ -322,10 +322,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     bar = None
     if progress and ctx.is_main:
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        # on stderr, as every progress bar of the CLI: stdout carries the run's JSON result
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       TextColumn("{task.fields[info]}"), transient=True)
+                       TextColumn("{task.fields[info]}"), transient=True, console=Console(stderr=True))
         bar.start()
     try:
         for epoch in range(state["epoch"], cfg.epochs):

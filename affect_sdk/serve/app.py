@@ -338,3 +338,5 @@ def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, *
     say(f"affect serve: http://{shown}:{port}/ (browser client), ws://{shown}:{port}/v1/stream "
         f"({PROTOCOL}){', token required' if token else ''}; Ctrl-C stops it.")
     server.run()
+    if server.should_exit:  # stopped by a signal that uvicorn handled without re-raising: exit as Ctrl-C does
+        raise KeyboardInterrupt

@@ -2,13 +2,50 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import typer
 from rich.console import Console
 
+from affect_sdk.cli.common import app, console, err_console, friendly, print_json_line
 from affect_sdk.errors import InputError
-from affect_sdk.predict import PredictOptions, analyze_files
 from affect_sdk.progress import progress_bars
+
+if TYPE_CHECKING:
+    from affect_sdk.predict import PredictOptions
+
+
+@app.command()
+@friendly
+def predict(
+    paths: list[Path] = typer.Argument(..., help="Images, videos, sound files, or folders (searched recursively)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines; each file's summary comes last for it."),
+    model: Optional[str] = typer.Option(None, "--model", help="Registered model (face or speech by file type)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    step: int = typer.Option(1, "--step", min=1, help="Videos: analyse every N-th frame."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Face detector score threshold."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="Face output prior: blend (the default: FER+'s "
+                                        "class frequencies half divided out), balanced (all of them) or train."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A video or image of the same person at "
+                                            "rest: their resting face then reads neutral (personal baseline)."),
+    face_only: bool = typer.Option(False, "--face-only", help="Videos: faces only, the sound track is not fused."),
+    track: str = typer.Option("largest", "--track", help="Videos: whom the fused stream follows: largest, all "
+                              "(one per person) or a track id."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write a table: one row per face per frame, "
+                                       "speech window and fused result (columns: docs/records.md)."),
+    parquet: Optional[Path] = typer.Option(None, "--parquet", help="The same table as Parquet (needs pyarrow)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Affect of every face in images and videos (fused with the voice when a video has one), and a timeline of
+    sound files; folders are searched recursively, and a file that fails is reported and skipped."""
+    from affect_sdk.predict import PredictOptions
+
+    options = PredictOptions(face_model=model, speech_model=model, backend=backend, device=device,
+                             threshold=threshold, prior=prior, baseline=baseline, step=step, fuse=not face_only,
+                             track=track)
+    run_predict(paths, options, as_json=as_json, csv_path=csv, parquet_path=parquet, quiet=quiet, console=console,
+                err_console=err_console, print_json=print_json_line)
 
 
 def run_predict(paths: list[Path], options: PredictOptions, *, as_json: bool, csv_path: Path | None,
@@ -17,6 +54,7 @@ def run_predict(paths: list[Path], options: PredictOptions, *, as_json: bool, cs
     """Analyse every file; per-file problems are one warning line each and the batch goes on. One file that fails
     is one error (exit 2), as is a batch where every file failed."""
     from affect_sdk.batch_inputs import expand_inputs
+    from affect_sdk.predict import analyze_files
     from affect_sdk.tables import table_rows, write_tables
 
     files = expand_inputs(paths)  # a missing path is one error before any model loads

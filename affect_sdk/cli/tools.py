@@ -1,0 +1,97 @@
+"""`affect export onnx`, `affect doctor` and `affect serve`: shipping, checking and serving the models."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from affect_sdk.cli.common import app, console, err_console, export_app, friendly, print_json_line
+
+
+@export_app.command("onnx")
+@friendly
+def export_onnx(
+    out: Path = typer.Option(..., "--out", help="Folder for <model>.onnx (affect_sdk/weights to ship them)."),
+    model: Optional[list[str]] = typer.Option(None, "--model", help="A registered model (repeatable); "
+                                              "default: every registered torch model."),
+) -> None:
+    """Export shipped models to ONNX with a dynamic batch, each checked against its torch model."""
+    from affect_sdk.export import TOLERANCE, export_model, exportable_models
+
+    names = model or [spec.name for spec in exportable_models()]
+    if not names:
+        err_console.print("no torch models are registered; nothing to export.")
+        raise typer.Exit(2)
+    table = Table(title=f"ONNX export (torch vs onnxruntime max abs diff must be <= {TOLERANCE:g})")
+    for col in ("model", "file", "sha256", "max abs diff"):
+        table.add_column(col, overflow="fold")
+    rows = []
+    for name in names:
+        done = export_model(name, out)
+        table.add_row(name, str(done.path), done.sha256, f"{done.max_abs_diff:.2g}")
+        rows.append({"model": name, "onnx": done.path.name, "path": str(done.path), "onnx_sha256": done.sha256,
+                     "source_sha256": done.source_sha256, "max_abs_diff": done.max_abs_diff})
+    err_console.print(table)
+    err_console.print("Ship a file by setting its ModelSpec's onnx=<file> and onnx_sha256=<sha256> "
+                      "in affect_sdk/registry.py.", highlight=False)
+    print_json_line({"exported": rows})
+
+
+# ---------------------------------------------------------------- doctor
+@app.command()
+@friendly
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables.")) -> None:
+    """What this machine offers: versions, cameras, microphones, audio stack, models and their checksums."""
+    from affect_sdk.doctor import report
+
+    info = report()
+    if as_json:
+        print_json_line(info)
+        return
+    versions = Table(title="versions", show_header=False)
+    for name, version in info["versions"].items():
+        versions.add_row(name, version or "[red]not installed[/red]")
+    console.print(versions)
+    cams = info["cameras"]
+    console.print(f"cameras: {', '.join(map(str, cams)) if cams else 'none found (indices 0-4 probed)'}")
+    if info["audio_problem"]:
+        console.print(f"microphones: {info['audio_problem']}")
+    elif not info["audio_inputs"]:
+        console.print("microphones: none found")
+    else:
+        for dev in info["audio_inputs"]:
+            console.print(f"microphone {dev['index']}: {dev['name']} ({dev['channels']} ch, {dev['rate']:.0f} Hz)")
+    console.print(f"pulseaudio: {info['pulseaudio']}")
+    models = Table(title="models")
+    for col in ("name", "task", "file", "checksum"):
+        models.add_column(col)
+    for row in info["models"]:
+        state = "[green]ok[/green]" if row["state"] == "ok" else f"[red]{row['state']}[/red]"
+        models.add_row(row["name"], row["task"], row["file"], state)
+    console.print(models)
+
+
+@app.command()
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback a token is required."),
+    port: int = typer.Option(8765, "--port", help="TCP port (0: any free port)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="AFFECT_TOKEN", show_envvar=True,
+                                        help="Clients must send it (Bearer header or ?token=)."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Analysis threads shared by all connections."),
+    max_connections: int = typer.Option(8, "--max-connections", min=1, help="Clients served at once."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="Inference backend: torch or onnxruntime."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+) -> None:
+    """Serve face + voice affect over a WebSocket (/v1/stream), with a browser client at /."""
+    try:  # the serve code and its dependencies load only here: nothing else in affect-sdk needs them
+        from affect_sdk.serve.app import serve as run_server
+    except ImportError as exc:
+        missing = (exc.name or "a dependency").split(".")[0]
+        err_console.print(f"[red]error:[/red] affect serve needs the 'serve' extra ({missing} is missing): "
+                          "pip install 'affect-sdk\\[serve]'.", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    run_server(host, port, token, workers=workers, max_connections=max_connections, backend=backend, device=device,
+               say=lambda text: err_console.print(text, markup=False, highlight=False, soft_wrap=True))

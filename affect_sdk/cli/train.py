@@ -1,0 +1,180 @@
+"""`affect train vision-teacher|vision-student|vision-calibration|audio`: the training recipes' command line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from affect_sdk.cli.common import friendly, print_json_line, train_app
+
+
+def _vision_train_config(role: str, **options):
+    """Build a vision TrainConfig from CLI options (arch given as JSON, distillation knobs as floats)."""
+    from affect_sdk.errors import InputError
+    from affect_sdk.vision.distill import DistillConfig
+    from affect_sdk.vision.train import TrainConfig
+
+    arch = options.pop("arch")
+    try:
+        arch_dict = json.loads(arch) if arch else {}
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--arch must be a JSON object such as '{{\"width\": 1.0}}': {exc}.") from None
+    distill = DistillConfig(**{k: options.pop(k) for k in ("alpha", "temperature", "margin", "nu")
+                               if k in options})
+    data, out = options.pop("data"), options.pop("out")
+    return TrainConfig(role=role, data=str(data), out=str(out), arch=arch_dict, distill=distill,
+                       threads=options.pop("threads") or None, cache_dir=options.pop("cache_dir") or None, **options)
+
+
+def _vision_train_run(cfg, quiet: bool = False) -> None:
+    from affect_sdk.progress import wanted
+    from affect_sdk.training import is_main_process
+    from affect_sdk.vision.train import train
+
+    state = train(cfg, progress=wanted(quiet))  # bars only on a terminal: logs and CI get the epoch lines alone
+    if not is_main_process():  # under torchrun rank 0 alone reports (other ranks never saw a best epoch)
+        return
+    print_json_line({"out": state["out"], "best_valid_accuracy": round(state["best_valid"], 4),
+                     "best_epoch": state.get("best_epoch"), "epochs": state["epoch"]})
+
+
+@train_app.command("vision-teacher")
+@friendly
+def train_vision_teacher(
+    data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (FER2013Train/Valid)."),
+    out: Path = typer.Option(Path("runs/vision-teacher"), "--out", help="Run folder: checkpoints, best weights."),
+    epochs: int = typer.Option(8, "--epochs"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak AdamW learning rate (warm-up then cosine)."),
+    weight_decay: float = typer.Option(0.05, "--weight-decay"),
+    input_size: int = typer.Option(48, "--input-size", help="Square input side the crops are resized to."),
+    arch: str = typer.Option("", "--arch", help="Architecture kwargs as JSON, e.g. "
+                             "'{\"widths\": [64,128,256,512], \"depths\": [2,2,2,2], \"stem_stride\": 1}'."),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default)."),
+    cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (about 2x faster for the "
+                                  "ResNet teachers on CPUs with AVX-512 BF16; slower for the depthwise student)."),
+    augment: str = typer.Option("fer", "--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, "
+                                "JPEG, gamma and low-resolution faces, for live cameras and other corpora."),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run folder, a registered model or "
+                                       "a .safetensors of the same architecture (ignored when resuming)."),
+    net: str = typer.Option("", "--net", help="resnet or mobilenetv2 (default: the net of the role's shipped model, "
+                            "face-teacher or face-student); --arch gives its keyword arguments."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images (smoke tests)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the face teacher on FER+ (resumes from --out/last when present)."""
+    _vision_train_run(_vision_train_config(
+        "teacher", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        input_size=input_size, arch=arch, seed=seed, device=device, threads=threads, cache_dir=cache_dir,
+        limit=limit, precision=precision, augment_preset=augment, init=init, net=net), quiet)
+
+
+@train_app.command("vision-student")
+@friendly
+def train_vision_student(
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher(s) to distil from, comma-separated "
+                                          "for an ensemble (logits and V/A averaged): each a run folder, a "
+                                          "registered model (face-teacher), a TorchScript .pt, a torch.export "
+                                          ".pt2, an .onnx or module:factory giving (logits [B,8], va [B,2]) "
+                                          "for [B,1,H,W] pixels in 0..1 (module:factory imports and runs your own "
+                                          "Python code: name only code you trust); leave out to train without KD."),
+    data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (FER2013Train/Valid)."),
+    out: Path = typer.Option(Path("runs/vision-student"), "--out", help="Run folder: checkpoints, best weights."),
+    epochs: int = typer.Option(8, "--epochs"),
+    batch_size: int = typer.Option(128, "--batch-size"),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak AdamW learning rate (warm-up then cosine)."),
+    weight_decay: float = typer.Option(0.05, "--weight-decay"),
+    input_size: int = typer.Option(48, "--input-size", help="Square input side the crops are resized to."),
+    arch: str = typer.Option("", "--arch", help="Architecture kwargs as JSON, e.g. "
+                             "'{\"width\": 1.0, \"stem_stride\": 1, \"last_channels\": 1280}'."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Eq. 1 weight of the teacher term."),
+    temperature: float = typer.Option(4.0, "--temperature", help="Eq. 1 temperature T."),
+    margin: float = typer.Option(0.02, "--margin", help="Eq. 2 margin m."),
+    nu: float = typer.Option(0.5, "--nu", help="Eq. 3 weight of the teacher bound."),
+    teacher_input_size: int = typer.Option(48, "--teacher-input-size"),
+    kd_targets: str = typer.Option("cached", "--kd-targets", help="cached: teacher outputs of each image and its "
+                                   "mirror once; online: a teacher forward on every augmented batch."),
+    kd_mirrors: bool = typer.Option(True, "--kd-mirrors/--no-kd-mirrors", help="cached: also run the teacher on "
+                                    "mirrored images (else mirrored batches reuse the plain view's outputs)."),
+    seed: int = typer.Option(0, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default)."),
+    cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (about 2x faster for the "
+                                  "ResNet teachers on CPUs with AVX-512 BF16; slower for the depthwise student)."),
+    augment: str = typer.Option("fer", "--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, "
+                                "JPEG, gamma and low-resolution faces, for live cameras and other corpora."),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run folder, a registered model or "
+                                       "a .safetensors of the same architecture (ignored when resuming)."),
+    net: str = typer.Option("", "--net", help="resnet or mobilenetv2 (default: the net of the role's shipped model, "
+                            "face-teacher or face-student); --arch gives its keyword arguments."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images (smoke tests)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Distil the face student from a teacher (eq. 1-3), or train it without KD (resumes from --out/last)."""
+    _vision_train_run(_vision_train_config(
+        "student", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        input_size=input_size, arch=arch, alpha=alpha, temperature=temperature, margin=margin, nu=nu,
+        teacher=teacher, teacher_input_size=teacher_input_size, kd_targets=kd_targets, kd_mirrors=kd_mirrors,
+        seed=seed, device=device, threads=threads, cache_dir=cache_dir, limit=limit, precision=precision,
+        augment_preset=augment, init=init, net=net), quiet)
+
+
+@train_app.command("vision-calibration")
+@friendly
+def train_vision_calibration(
+    model: str = typer.Option(..., "--model", help="Registered face model or a training run folder."),
+    data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (Train and Valid)."),
+    cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
+) -> None:
+    """Fit a face model's class prior (FER+ Train), temperatures and neutral reference (FER+ Valid; Test is never
+    read). A run folder gets them in its model.json; for a registered model, copy them into the registry."""
+    from affect_sdk.vision.evaluate import fit_face_calibration
+
+    print_json_line(fit_face_calibration(model, data, cache_dir=cache_dir))
+
+
+@train_app.command("audio")
+@friendly
+def train_audio(
+    data: Path = typer.Option(Path("../shared/data/ravdess_speech"), "--data", help="Training corpus folder "
+                              "(RAVDESS or EmoDB names, or labels.csv with a speaker column)."),
+    out: Path = typer.Option(Path("runs/speech-cnn"), "--out", help="Folder for checkpoints, log and weights."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Decoded-waveform cache, built on first use "
+                                         "[default: .cache/<data folder name>_16k.npz]."),
+    val_speakers: str = typer.Option("15,16", "--val-speakers", help="Speakers held out for model selection."),
+    test_speakers: str = typer.Option("17,18,19,20", "--test-speakers", help="Speakers never used in training."),
+    steps: int = typer.Option(4000, "--steps", min=1),
+    eval_every: int = typer.Option(250, "--eval-every", min=1, help="Validate (and checkpoint) every N steps."),
+    batch: int = typer.Option(32, "--batch", min=2),
+    lr: float = typer.Option(3e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the speech-emotion model (speaker-independent split); writes OUT/speech-cnn.safetensors."""
+    from affect_sdk.audio.train import TrainConfig, export_best, train
+    from affect_sdk.progress import progress_bars
+
+    def ids(text: str) -> tuple[str, ...]:
+        return tuple(s.strip() for s in text.split(",") if s.strip())
+
+    cfg = TrainConfig(data=str(data), cache=str(cache or ""), out=str(out), val_speakers=ids(val_speakers),
+                      test_speakers=ids(test_speakers), steps=steps, eval_every=eval_every, batch=batch, lr=lr,
+                      seed=seed, threads=threads, device=device)
+    with progress_bars(quiet) as bars:
+        task = bars.add("steps", total=steps)
+        state = train(cfg, progress=lambda step, total: bars.set(task, completed=step))
+    from affect_sdk.training import is_main_process
+
+    if not is_main_process():  # under torchrun rank 0 alone exports and reports
+        return
+    path, sha256 = export_best(cfg)
+    print_json_line({"weights": str(path), "sha256": sha256, "best_step": state["best_step"],
+                     "val_accuracy": state["best"], "steps": state["step"]})
