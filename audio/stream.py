@@ -14,6 +14,7 @@ import numpy as np
 from affect_sdk.audio.features import FeatureConfig, Resampler, VadConfig, is_voiced, model_input, to_mono
 from affect_sdk.checks import finite_time
 from affect_sdk.errors import InputError
+from affect_sdk.probs import softmax
 from affect_sdk.registry import get_spec_for, speech_windows
 from affect_sdk.results import SpeechAffect
 from affect_sdk.runtime import Runner, create_runner
@@ -21,11 +22,6 @@ from affect_sdk.runtime import Runner, create_runner
 
 MAX_BATCH_WINDOWS = 32  # windows per model call: 32 windows of 2 s keep features and activations to a few MB
 
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class SpeechStream:
@@ -115,7 +111,7 @@ class SpeechStream:
             batch = np.stack([np.pad(windows[i], (0, self.window - len(windows[i]))) for i in part])
             outputs = self.runner(model_input(batch, self.features))
             for k, i in enumerate(part):
-                probs[i], va[i] = _softmax(outputs[0][k].astype(np.float64)), outputs[1][k]
+                probs[i], va[i] = softmax(outputs[0][k].astype(np.float64)), outputs[1][k]
         # keep only what the next regular window or a final tail window can still need
         keep_from = max(0, min(self._next, self._total - self.window))
         if keep_from > self._buffer_start:

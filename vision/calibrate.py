@@ -25,20 +25,10 @@ import math
 import numpy as np
 
 from affect_sdk.metrics import expected_calibration_error  # noqa: F401  (its home is the metrics core)
+from affect_sdk.probs import log_softmax, softmax  # noqa: F401  (softmax: re-exported for the face API)
 
 PRIOR_STRENGTH = {"train": 0.0, "blend": 0.5, "balanced": 1.0}
 PRIOR_MODES = tuple(PRIOR_STRENGTH)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
 def adjust_for_prior(logits: np.ndarray, prior: np.ndarray | None, mode: str) -> np.ndarray:
