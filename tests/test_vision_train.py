@@ -72,7 +72,9 @@ def test_the_command_line_defaults_are_the_recipes_defaults():
     from affect_sdk.vision.distill import DistillConfig
 
     def option_defaults(command):  # comma-separated lists (speakers) read as the tuples the recipe holds
-        defaults = {name: p.default.default for name, p in inspect.signature(command).parameters.items()}
+        # typer.Option(default, ...) holds it in .default; an Annotated option's default is the parameter's own
+        defaults = {name: getattr(p.default, "default", p.default)
+                    for name, p in inspect.signature(command).parameters.items()}
         return {name: tuple(v.split(",")) if isinstance(v, str) and "," in v else v for name, v in defaults.items()}
 
     role_specific = {"data", "out", "arch", "net", "init", "teacher", "device", "limit", "quiet", "cache", "augment"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -40,32 +40,42 @@ def _vision_train_run(cfg, quiet: bool = False) -> None:
                      "best_epoch": state.get("best_epoch"), "epochs": state["epoch"]})
 
 
+# The options both vision recipes take, declared once (typer reads them from the annotations).
+Data = Annotated[Path, typer.Option("--data", help="FER+ folder (FER2013Train/Valid).")]
+Out = Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, best weights.")]
+Epochs = Annotated[int, typer.Option("--epochs")]
+BatchSize = Annotated[int, typer.Option("--batch-size")]
+LearningRate = Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate (warm-up then cosine).")]
+WeightDecay = Annotated[float, typer.Option("--weight-decay")]
+InputSize = Annotated[int, typer.Option("--input-size", help="Square input side the crops are resized to.")]
+Arch = Annotated[str, typer.Option("--arch", help="Architecture kwargs as JSON, e.g. '{\"widths\": [64,128,256,512], "
+                                   "\"depths\": [2,2,2,2], \"stem_stride\": 1}' (resnet) or '{\"width\": 1.0, "
+                                   "\"last_channels\": 1280}' (mobilenetv2).")]
+Seed = Annotated[int, typer.Option("--seed")]
+Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto.")]
+Threads = Annotated[int, typer.Option("--threads", help="CPU threads for torch (0: torch's default).")]
+CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Where the FER+ uint8 cache goes.")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, or bf16 autocast (about 2x faster for the "
+                                        "ResNets on CPUs with AVX-512 BF16; slower for the depthwise MobileNetV2).")]
+Augment = Annotated[str, typer.Option("--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, JPEG, "
+                                      "gamma and low-resolution faces, for live cameras and other corpora.")]
+Init = Annotated[Optional[str], typer.Option("--init", help="Warm start from a run folder, a registered model or a "
+                                             ".safetensors of the same architecture (ignored when resuming).")]
+Net = Annotated[str, typer.Option("--net", help="resnet or mobilenetv2 (default: the net of the role's shipped "
+                                  "model, face-teacher or face-student); --arch gives its keyword arguments.")]
+Limit = Annotated[Optional[int], typer.Option("--limit", help="Use only the first N images (smoke tests).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+FERPLUS = Path("../shared/data/ferplus")
+
+
 @train_app.command("vision-teacher")
 @friendly
 def train_vision_teacher(
-    data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (FER2013Train/Valid)."),
-    out: Path = typer.Option(Path("runs/vision-teacher"), "--out", help="Run folder: checkpoints, best weights."),
-    epochs: int = typer.Option(8, "--epochs"),
-    batch_size: int = typer.Option(128, "--batch-size"),
-    lr: float = typer.Option(3e-3, "--lr", help="Peak AdamW learning rate (warm-up then cosine)."),
-    weight_decay: float = typer.Option(0.05, "--weight-decay"),
-    input_size: int = typer.Option(48, "--input-size", help="Square input side the crops are resized to."),
-    arch: str = typer.Option("", "--arch", help="Architecture kwargs as JSON, e.g. "
-                             "'{\"widths\": [64,128,256,512], \"depths\": [2,2,2,2], \"stem_stride\": 1}'."),
-    seed: int = typer.Option(0, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
-    threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default)."),
-    cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (about 2x faster for the "
-                                  "ResNet teachers on CPUs with AVX-512 BF16; slower for the depthwise student)."),
-    augment: str = typer.Option("fer", "--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, "
-                                "JPEG, gamma and low-resolution faces, for live cameras and other corpora."),
-    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run folder, a registered model or "
-                                       "a .safetensors of the same architecture (ignored when resuming)."),
-    net: str = typer.Option("", "--net", help="resnet or mobilenetv2 (default: the net of the role's shipped model, "
-                            "face-teacher or face-student); --arch gives its keyword arguments."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images (smoke tests)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    data: Data = FERPLUS, out: Out = Path("runs/vision-teacher"), epochs: Epochs = 8, batch_size: BatchSize = 128,
+    lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
+    seed: Seed = 0, device: Device = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
+    precision: Precision = "fp32", augment: Augment = "fer", init: Init = None, net: Net = "", limit: Limit = None,
+    quiet: Quiet = False,
 ) -> None:
     """Train the face teacher on FER+ (resumes from --out/last when present)."""
     _vision_train_run(_vision_train_config(
@@ -83,15 +93,6 @@ def train_vision_student(
                                           ".pt2, an .onnx or module:factory giving (logits [B,8], va [B,2]) "
                                           "for [B,1,H,W] pixels in 0..1 (module:factory imports and runs your own "
                                           "Python code: name only code you trust); leave out to train without KD."),
-    data: Path = typer.Option(Path("../shared/data/ferplus"), "--data", help="FER+ folder (FER2013Train/Valid)."),
-    out: Path = typer.Option(Path("runs/vision-student"), "--out", help="Run folder: checkpoints, best weights."),
-    epochs: int = typer.Option(8, "--epochs"),
-    batch_size: int = typer.Option(128, "--batch-size"),
-    lr: float = typer.Option(3e-3, "--lr", help="Peak AdamW learning rate (warm-up then cosine)."),
-    weight_decay: float = typer.Option(0.05, "--weight-decay"),
-    input_size: int = typer.Option(48, "--input-size", help="Square input side the crops are resized to."),
-    arch: str = typer.Option("", "--arch", help="Architecture kwargs as JSON, e.g. "
-                             "'{\"width\": 1.0, \"stem_stride\": 1, \"last_channels\": 1280}'."),
     alpha: float = typer.Option(0.5, "--alpha", help="Eq. 1 weight of the teacher term."),
     temperature: float = typer.Option(4.0, "--temperature", help="Eq. 1 temperature T."),
     margin: float = typer.Option(0.02, "--margin", help="Eq. 2 margin m."),
@@ -101,20 +102,11 @@ def train_vision_student(
                                    "mirror once; online: a teacher forward on every augmented batch."),
     kd_mirrors: bool = typer.Option(True, "--kd-mirrors/--no-kd-mirrors", help="cached: also run the teacher on "
                                     "mirrored images (else mirrored batches reuse the plain view's outputs)."),
-    seed: int = typer.Option(0, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
-    threads: int = typer.Option(1, "--threads", help="CPU threads for torch (0: torch's default)."),
-    cache_dir: Optional[str] = typer.Option(".cache", "--cache-dir", help="Where the FER+ uint8 cache goes."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 autocast (about 2x faster for the "
-                                  "ResNet teachers on CPUs with AVX-512 BF16; slower for the depthwise student)."),
-    augment: str = typer.Option("fer", "--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, "
-                                "JPEG, gamma and low-resolution faces, for live cameras and other corpora."),
-    init: Optional[str] = typer.Option(None, "--init", help="Warm start from a run folder, a registered model or "
-                                       "a .safetensors of the same architecture (ignored when resuming)."),
-    net: str = typer.Option("", "--net", help="resnet or mobilenetv2 (default: the net of the role's shipped model, "
-                            "face-teacher or face-student); --arch gives its keyword arguments."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N images (smoke tests)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    data: Data = FERPLUS, out: Out = Path("runs/vision-student"), epochs: Epochs = 8, batch_size: BatchSize = 128,
+    lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
+    seed: Seed = 0, device: Device = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
+    precision: Precision = "fp32", augment: Augment = "fer", init: Init = None, net: Net = "", limit: Limit = None,
+    quiet: Quiet = False,
 ) -> None:
     """Distil the face student from a teacher (eq. 1-3), or train it without KD (resumes from --out/last)."""
     _vision_train_run(_vision_train_config(
