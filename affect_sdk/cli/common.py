@@ -5,7 +5,7 @@ import functools
 import json
 import signal
 import threading
-from typing import Callable
+from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -91,3 +91,9 @@ def friendly(func: Callable) -> Callable:
 def print_json_line(data: dict) -> None:
     """The last stdout line of machine-readable commands: one JSON object."""
     typer.echo(json.dumps(data, allow_nan=False))
+
+
+# The face output prior, one option for every command that runs the face model (live, predict, eval vision).
+PriorOption = Annotated[Optional[str], typer.Option("--prior", help="Face output prior: blend (the default: FER+'s "
+                                                    "class frequencies half divided out), balanced (all of them) or "
+                                                    "train (kept).")]

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import console, err_console, eval_app, friendly, print_json_line
+from affect_sdk.cli.common import PriorOption, console, err_console, eval_app, friendly, print_json_line
 
 
 @eval_app.command("vision")
@@ -24,9 +24,7 @@ def eval_vision(
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
-    prior: Optional[str] = typer.Option(None, "--prior", help="Face output prior: blend (the default: "
-                                        "FER+'s class frequencies half divided out), balanced (all of them) or "
-                                        "train (kept)."),
+    prior: PriorOption = None,
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line (the full result)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from affect_sdk.cli.common import app, console, err_console, friendly, print_json_line
+from affect_sdk.cli.common import PriorOption, app, console, err_console, friendly, print_json_line
 from affect_sdk.errors import InputError
 from affect_sdk.progress import progress_bars
 
@@ -25,8 +25,7 @@ def predict(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     step: int = typer.Option(1, "--step", min=1, help="Videos: analyse every N-th frame."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Face detector score threshold."),
-    prior: Optional[str] = typer.Option(None, "--prior", help="Face output prior: blend (the default: FER+'s "
-                                        "class frequencies half divided out), balanced (all of them) or train."),
+    prior: PriorOption = None,
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A video or image of the same person at "
                                             "rest: their resting face then reads neutral (personal baseline)."),
     face_only: bool = typer.Option(False, "--face-only", help="Videos: faces only, the sound track is not fused."),
