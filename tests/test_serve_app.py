@@ -196,6 +196,28 @@ def test_frames_sent_faster_than_analysis_drop_the_oldest_but_never_audio(server
     assert [r["t"] for r in records if r["kind"] == "speech"] == pytest.approx(expected, abs=1e-5)
 
 
+def test_speech_analysed_while_the_first_frame_waits_does_not_move_the_fusion_clock_past_it(clip):
+    """The race behind a once-flaky burst: audio analysed before the queued first frame must not fuse on its own."""
+    from affect_sdk.serve.analysis import AnalysisPool, StreamAnalysis
+    from affect_sdk.serve.protocol import parse_message
+    from affect_sdk.vision.infer import FaceAnalyzer
+
+    pool = AnalysisPool(1)
+    try:
+        stream = StreamAnalysis(pool)
+        first = parse_message(frame(clip, 0, 0.5))
+        stream.check_frame(first)  # received: it now waits in the queue behind the audio
+        heard = []
+        for i in range(30):  # 3 s of speech, analysed before the frame
+            heard += stream.audio(parse_message(audio(clip, i, round(i * AUDIO_CHUNK_S, 6))))
+        assert any(r.kind == "speech" for r in heard)
+        assert not [r for r in heard if r.kind == "fused"]
+        fused = [r for r in stream.frame(FaceAnalyzer(), first) if r.kind == "fused"]
+        assert [r.t for r in fused] == [0.5]
+    finally:
+        pool.close()
+
+
 def test_connection_limit_and_idle_timeout():
     with running_server(ServeConfig(limits=Limits(max_connections=1, idle_timeout_s=1.0))) as url:
         with connect(ws_url(url)) as first:

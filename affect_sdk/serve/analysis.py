@@ -135,6 +135,7 @@ class StreamAnalysis:
         self.speech = None  # a SpeechStream, created by the first audio chunk (its rate and start time)
         self.sample_rate: int | None = None
         self.frames = 0
+        self.has_video = False  # set when the first frame arrives, before it waits in the queue
         self.speech_results = 0
 
     @property
@@ -147,6 +148,9 @@ class StreamAnalysis:
 
     def check_frame(self, message: FrameMessage) -> None:
         """Refuse a frame that cannot be fused in order, before it waits in the queue."""
+        # From the first frame received (not analysed) on, only frames drive fused results: speech analysed while
+        # that frame still waits in the queue must not push the fusion clock past it.
+        self.has_video = True
         last = self.state.last_t
         if last is not None and message.t <= last:
             raise ProtocolError(f"Frame t={message.t:g} s is not after the last fused time {last:g} s; "
@@ -187,6 +191,6 @@ class StreamAnalysis:
             self.speech_results += 1
             self.state.add_speech(result)
             out.append(result)
-            if self.frames == 0 and (self.state.last_t is None or result.end > self.state.last_t):
+            if not self.has_video and (self.state.last_t is None or result.end > self.state.last_t):
                 out.append(self.state.fuse(result.end))
         return out
