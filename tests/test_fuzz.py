@@ -154,7 +154,7 @@ def test_model_json_with_any_content(meta, raw):
     import torch
 
     from affect_sdk.registry import ALLOWED_FACTORIES
-    from affect_sdk.vision.train import load_run_model
+    from affect_sdk.vision.teachers import load_run_model
 
     run = WORK / "run"
     run.mkdir(exist_ok=True)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from affect_sdk import registry
 from affect_sdk.cli import app
 from affect_sdk.errors import InputError, ModelError
-from affect_sdk.vision.train import load_run_model, load_teacher
+from affect_sdk.vision.teachers import load_run_model, load_teacher
 
 runner = CliRunner()
 

@@ -4,7 +4,7 @@ import torch
 from affect_sdk.labels import CLASS_INDEX
 from affect_sdk.registry import create_model
 from affect_sdk.vision.data import read_ferplus, to_input
-from affect_sdk.vision.train import load_teacher
+from affect_sdk.vision.teachers import load_teacher
 
 
 def test_any_size_gray_or_colour_in_eight_logits_and_va_out():

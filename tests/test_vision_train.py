@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from affect_sdk.cli import app
 from affect_sdk.vision.nets import create_teacher
-from affect_sdk.vision.train import TrainConfig, load_teacher, lr_at, train
+from affect_sdk.vision.teachers import load_teacher
+from affect_sdk.vision.train import TrainConfig, lr_at, train
 
 runner = CliRunner()
 TINY_TEACHER = {"widths": [8, 8, 16, 16], "depths": [1, 1, 1, 1], "stem_stride": 2}

@@ -10,18 +10,19 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from affect_sdk.errors import InputError, ModelError
+from affect_sdk.errors import InputError
 from affect_sdk.registry import get_spec
 from affect_sdk.training import (all_reduce_mean, init_distributed, load_checkpoint, lr_at, save_checkpoint,
                                  seed_everything, shard_indices, unwrap, wrap_model, write_replica_digest)
 from affect_sdk.vision.augment import AugmentConfig, augment_batch, webcam_augment
 from affect_sdk.vision.data import cached_ferplus, read_ferplus, to_input
 from affect_sdk.vision.distill import DistillConfig, soft_cross_entropy, student_loss
+from affect_sdk.vision.teachers import TeacherFn, load_teacher_ensemble
 
 TEACHER_FACTORY = "affect_sdk.vision.nets:create_teacher"
 STUDENT_FACTORY = "affect_sdk.vision.nets:create_student"
@@ -90,98 +91,6 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- teachers
-TeacherFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def load_run_model(run_dir: Path, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The best weights of a training run directory (model.json + best.safetensors), in eval mode."""
-    from safetensors.torch import load_file
-
-    from affect_sdk.registry import build_from_meta, read_run_meta
-
-    meta = read_run_meta(run_dir)  # only the package's own factories: data never names code
-    model = build_from_meta(meta)
-    model.load_state_dict(load_file(str(run_dir / "best.safetensors")))
-    return model.to(device).eval(), meta
-
-
-def load_teacher(ref: str, device: torch.device) -> TeacherFn:
-    """A teacher as a function x [B,1,H,W] in [0,1] -> (logits [B,8], va [B,2]).
-
-    `ref`: a training run directory, a registered model name, a TorchScript file (.pt/.ts/.torchscript), a
-    torch.export archive (.pt2), an ONNX file (.onnx) or 'module:factory' returning an nn.Module with its weights
-    loaded. Foreign teachers must give
-    the same outputs (8 logits in affect_sdk.labels.CLASSES order, V/A in [-1, 1]).
-    """
-    from affect_sdk.registry import _REGISTRY, create_model, import_user_factory
-
-    path = Path(ref)
-    if path.is_dir():
-        if not (path / "best.safetensors").is_file():
-            raise InputError(f"Teacher run directory {path} has no best.safetensors; train the teacher first.")
-        module = load_run_model(path, device)[0]
-    elif ref in _REGISTRY:
-        module = create_model(ref, device=device)
-    elif path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise InputError(f"Teacher file {path} does not exist.")
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-
-        def run_onnx(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, va = session.run(None, {name: x.detach().cpu().numpy().astype(np.float32)})[:2]
-            return torch.from_numpy(logits).to(x.device), torch.from_numpy(va).to(x.device)
-
-        return run_onnx
-    elif path.suffix.lower() == ".pt2":  # torch.export archive
-        if not path.is_file():
-            raise InputError(f"Teacher file {path} does not exist.")
-        module = torch.export.load(str(path)).module()
-    elif path.suffix.lower() in (".pt", ".ts", ".torchscript", ".jit"):
-        if not path.is_file():
-            raise InputError(f"Teacher file {path} does not exist.")
-        try:
-            module = torch.jit.load(str(path), map_location=device)
-        except RuntimeError as exc:
-            raise ModelError(f"Teacher file {path} is not a TorchScript module: {exc}.") from None
-    elif ":" in ref:  # the user's own code, named on the command line (--teacher), never by a data file
-        module = import_user_factory(ref)()
-    else:
-        raise InputError(f"Teacher {ref!r} is neither a run directory, a registered model, a .pt/.onnx file "
-                         f"nor a module:factory reference.")
-    if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
-        module = module.to(device).eval()  # exported (.pt2) graphs are already inference graphs
-
-    @torch.no_grad()
-    def run_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = module(x)
-        if not isinstance(out, (tuple, list)) or len(out) < 2:
-            raise ModelError(f"Teacher {ref!r} must return (logits [B,8], va [B,2]).")
-        return out[0].float(), out[1].float()
-
-    return run_torch
-
-
-def load_teacher_ensemble(refs: str, device: torch.device) -> TeacherFn:
-    """Comma-separated teachers as one: the mean of their logits (eq. 1 targets) and of their V/A (eq. 2-3 bound).
-
-    Averaging logits (not probabilities) keeps each member's confidence in the KD targets' temperature scaling.
-    """
-    members = [load_teacher(ref.strip(), device) for ref in refs.split(",") if ref.strip()]
-    if not members:
-        raise InputError("--teacher names no teacher; give one or more, separated by commas.")
-    if len(members) == 1:
-        return members[0]
-
-    def run_ensemble(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        outs = [member(x) for member in members]
-        return torch.stack([o[0] for o in outs]).mean(0), torch.stack([o[1] for o in outs]).mean(0)
-
-    return run_ensemble
-
-
 def warm_start(model: torch.nn.Module, ref: str) -> None:
     """Load the weights of a run dir, a registered model or a .safetensors file into `model` (same architecture)."""
     from safetensors.torch import load_file
