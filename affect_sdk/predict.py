@@ -38,6 +38,18 @@ class PredictOptions:
     track: str | int = "largest"  # whom the fused stream follows
 
 
+@dataclass(frozen=True)
+class VideoSpan:
+    """A part of a video analysed on its own (affect_sdk.batch splits long videos into parts): frames
+    first_frame..end_frame-1 and the sound track from audio_start to audio_end seconds (None: to the end), all on
+    the whole file's frame numbers and clock."""
+
+    first_frame: int
+    end_frame: int | None
+    audio_start: float = 0.0
+    audio_end: float | None = None
+
+
 class Predictor:
     """Loaded models (on first need) applied to file after file: `records(path)` yields its records."""
 
@@ -55,7 +67,7 @@ class Predictor:
             o = self.options
             face = FaceAnalyzer(o.face_model, backend=o.backend, device=o.device, detector_threshold=o.threshold,
                                 prior=o.prior)
-            if o.baseline is not None:
+            if o.baseline is not None and media_kind(o.baseline) != "sound":  # a sound file calibrates the voice
                 face.set_baseline(resting_crops(face, o.baseline))
             self._face = face
         return self._face
@@ -67,6 +79,7 @@ class Predictor:
 
             o = self.options
             self._speech = SpeechAnalyzer(o.speech_model, backend=o.backend, device=o.device)
+            set_voice_baseline(self._speech, o.baseline)
         return self._speech
 
     @property
@@ -75,8 +88,11 @@ class Predictor:
             from affect_sdk.audio.infer import SpeechAnalyzer
 
             o = self.options
-            self._voice = (self.speech if o.voice_model == o.speech_model
-                           else SpeechAnalyzer(o.voice_model, backend=o.backend, device=o.device))
+            if o.voice_model == o.speech_model:
+                self._voice = self.speech
+            else:
+                self._voice = SpeechAnalyzer(o.voice_model, backend=o.backend, device=o.device)
+                set_voice_baseline(self._voice, o.baseline)
         return self._voice
 
     def records(self, path: str | Path) -> Iterator[dict[str, Any]]:
@@ -107,21 +123,24 @@ class Predictor:
             yield {"file": str(path), **result.to_dict()}
         probs = total / voiced if voiced else None
         va = va_from_probs(probs) if probs is not None else (None, None)
-        yield {"kind": "speech_summary", "file": str(path), "model": analyzer.model, "windows": windows,
+        yield {"kind": "speech_summary", "file": str(path), "model": analyzer.model,
+               "baseline": analyzer.baseline is not None, "windows": windows,
                "voiced_windows": voiced, "label": CLASSES[int(np.argmax(probs))] if probs is not None else None,
                "probs": _probs(probs), "valence": _num(va[0]), "arousal": _num(va[1])}
 
-    def video_records(self, path: Path) -> Iterator[dict[str, Any]]:
+    def video_records(self, path: Path, span: VideoSpan | None = None) -> Iterator[dict[str, Any]]:
         """Frames (faces with track ids), speech windows and fused results in time order, then `fused_summary`
-        (when the clip has a voice) and last the face's sustained reading, `video_summary`."""
+        (when the clip has a voice) and last the face's sustained reading, `video_summary`. With a `span`, only
+        that part of the video is read (a session of its own: track ids start afresh)."""
         from affect_sdk.session import Session
         from affect_sdk.vision.infer import summarize_video, video_frames
 
-        audio = self._audio_of(path) if self.options.fuse else None
+        audio = self._audio_of(path, span) if self.options.fuse else None
         frame_index: dict[float, int] = {}
+        first, end = (0, None) if span is None else (span.first_frame, span.end_frame)
 
         def frames() -> Iterator[tuple[float, np.ndarray]]:
-            for index, t, image in video_frames(path, step=self.options.step):
+            for index, t, image in video_frames(path, step=self.options.step, first=first, end=end):
                 frame_index[round(t, 6)] = index  # records carry t rounded to the microsecond
                 yield t, image
 
@@ -137,6 +156,8 @@ class Predictor:
         yield from _drain(out)
         yield from _drain(assembler.finish())
         if assembler.frames == 0:
+            if span is not None:  # the header counted more frames than the file holds: an empty part
+                return
             if audio is None:
                 raise InputError(f"Video file {path} could not be decoded or has no video frames.")
             yield from self.sound_records(path)  # e.g. an .mp4 that only carries sound
@@ -153,15 +174,17 @@ class Predictor:
                "frames_with_faces": len(times), "sources": sorted({s for r in assembler.fused for s in r["sources"]}),
                **summarize_video(times, probs, vas)}
 
-    def _audio_of(self, path: Path) -> tuple[float, Iterator[np.ndarray]] | None:
-        """(rate, mono blocks) of a video's sound track; None when it has none."""
+    def _audio_of(self, path: Path, span: VideoSpan | None = None) -> tuple[float, Iterator] | None:
+        """(rate, (t, mono block) pairs) of a video's sound track, or of the span's part of it; None when it has
+        none."""
         from affect_sdk.audio.features import iter_audio_blocks
 
         try:
             rate, blocks = iter_audio_blocks(path)
         except InputError:  # no sound track (or an unreadable one): the video is read from its faces alone
             return None
-        return rate, (block[:, 0] if block.ndim == 2 else block for block in blocks)
+        start, end = (0.0, None) if span is None else (span.audio_start, span.audio_end)
+        return rate, _timed_blocks((block[:, 0] if block.ndim == 2 else block for block in blocks), rate, start, end)
 
 
 class _FrameAssembler:
@@ -204,6 +227,21 @@ class _FrameAssembler:
         return [self._frame(t) for t in sorted(self.frame_index) if t not in self.done]
 
 
+def _timed_blocks(blocks: Iterable[np.ndarray], rate: float, start: float,
+                  end: float | None) -> Iterator[tuple[float, np.ndarray]]:
+    """(t, samples) of the mono blocks between start and end seconds (None: to the last sample), each stamped with
+    the time of its first sample, so a part of a sound track keeps the whole file's clock."""
+    first, last = int(round(start * rate)), None if end is None else int(round(end * rate))
+    seen = 0
+    for block in blocks:
+        lo, hi = max(first - seen, 0), len(block) if last is None else min(last - seen, len(block))
+        if hi > lo:
+            yield (seen + lo) / rate, block[lo:hi]
+        seen += len(block)
+        if last is not None and seen >= last:
+            break
+
+
 def _drain(items: list) -> Iterator:
     while items:
         yield items.pop(0)
@@ -222,6 +260,23 @@ def fused_summary(path: Path, fused: list[dict[str, Any]]) -> dict[str, Any]:
             "probs": _probs(probs), "valence": _num(va[0]), "arousal": _num(va[1]), "sources": sources,
             "fused": len(rows), "both": sum(len(r["sources"]) == 2 for r in rows),
             "rule": rows[-1]["rule"]}
+
+
+def set_voice_baseline(analyzer: Any, baseline: str | Path | None) -> None:
+    """The voice's personal baseline from `--baseline`: a sound file must hold calm speech (0.5 s voiced at
+    least); a video's sound track is used when it has voiced speech (a silent resting video calibrates the face
+    alone); an image calibrates the face alone."""
+    if baseline is None or media_kind(baseline) == "image":
+        return
+    if not Path(baseline).is_file():
+        raise InputError(f"Baseline file {baseline} does not exist; expected a recording of the person at rest.")
+    if media_kind(baseline) == "sound":
+        analyzer.set_baseline(baseline)
+        return
+    try:
+        analyzer.set_baseline(baseline)
+    except InputError:  # no sound track, or no voiced speech in it
+        pass
 
 
 def analyze_files(paths: Iterable[str | Path], options: PredictOptions = PredictOptions(), *,

@@ -183,6 +183,9 @@ class Session:
         self.header = session_header(models=self._models(), **self._header_parts)
         self._recorder.header(self.header)
         self._undriven: deque[SpeechAffect] = deque()  # speech windows no fused frame has come after yet
+        # speech windows not yet handed to fusion, which keeps only its latest 32: a file read fast is heard far
+        # ahead of its frames (minutes), so each window goes in just before the first result that can use it
+        self._unheard: deque[SpeechAffect] = deque()
         if self.baseline_seconds:
             self._post(("note", f"baseline: the first {self.baseline_seconds:g} s are taken as the person at rest; "
                                 f"results until then are not calibrated to them"))
@@ -308,7 +311,10 @@ class Session:
                 if offset is None:
                     offset = t  # the speech stream counts from 0; results are shifted onto the session clock
                 results = self._speech.push(chunk)
-                watermark = t + len(chunk) / mic.rate
+                # the stream's own clock, not the chunk's end: its resampler holds a few samples back, and every
+                # window ending before a frame must be out when that frame is fused (fast mode), or the frame's
+                # reading would depend on which thread ran first
+                watermark = offset + self._speech.samples_seen / self._speech.rate
                 self._post(("speech", [_shift(r, offset) for r in results], watermark, len(chunk) / mic.rate))
             results = self._speech.flush() if offset is not None and not self._stop.is_set() else []
             self._post(("speech", [_shift(r, offset) for r in results], float("inf"), 0.0))
@@ -378,7 +384,7 @@ class Session:
                 self.stats.count_speech(result)
                 self.latest_speech = result
                 self._recorder.add(result)
-                self._state.add_speech(result)
+                self._unheard.append(result)
                 self._undriven.append(result)
             self._audio_watermark = max(self._audio_watermark, watermark)
             yield from self._advance(self._audio_watermark)
@@ -414,6 +420,8 @@ class Session:
     def _emit(self, t: float, captured: float | None = None) -> Iterator[FusedAffect]:
         if self._state.last_t is not None and t <= self._state.last_t:
             return  # keep fused times strictly increasing
+        while self._unheard and self._unheard[0].end <= t + 1e-6:  # fusion reads windows heard by t (end <= t)
+            self._state.add_speech(self._unheard.popleft())
         for fused in self._state.fuse(t):  # one result, or one per person with track="all"
             self.stats.count_fused(fused, captured)
             self.latest_fused = fused

@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--only face,yunet,speech,live,cold,gmac] [--out FILE]`: the table and its JSON."""
+"""`python -m benchmarks [--quick] [--only face,yunet,speech,live,cold,gmac,batch] [--out FILE]`: the table and its
+JSON."""
 from __future__ import annotations
 
 import argparse
@@ -77,6 +78,7 @@ SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "live": _live,
     "cold": _local("benchmarks.cold_start", "cold_start"),
     "gmac": lambda quick: importlib.import_module("benchmarks.inference").gmac(),
+    "batch": _local("benchmarks.batch", "run"),
 }
 
 

@@ -188,3 +188,26 @@ def test_missing_video_file_and_bad_options_are_input_errors(tmp_path):
 def test_unknown_microphone_name_is_one_clear_device_error(pulse_mic):
     with pytest.raises(DeviceError, match=r"^No microphone named 'no-such-mic'; input devices here: .*default"):
         Session(camera=None, mic="no-such-mic")
+
+
+def test_a_file_read_fast_fuses_its_voice_all_along_however_far_ahead_the_audio_runs(speech_flac):
+    """Fast mode hears a long file's sound far ahead of its frames (on a video, the voice is analysed far faster
+    than the faces): every frame is still fused with the voice heard by its own time, not only the last 16 s."""
+    from affect_sdk.audio.features import load_audio
+
+    wave = np.tile(load_audio(speech_flac), 12)  # about 40 s, an utterance every 3.4 s
+    chunks = ((i / 16000, wave[i:i + 16000]) for i in range(0, len(wave), 16000))
+
+    def frames_after_the_audio():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (session.latest_speech is None or session.latest_speech.end < 38):
+            time.sleep(0.05)  # the whole sound track is analysed before the first frame comes
+        for i in range(int(len(wave) / 16000 * 2)):  # 2 fps of an empty room
+            yield i / 2, np.zeros((120, 160, 3), np.uint8)
+
+    fused = []
+    session = Session(frames=frames_after_the_audio(), audio=chunks, fast=True, on_result=fused.append)
+    session.run()
+    assert session.latest_speech.end >= 38
+    spans = {int(f.t // 10) for f in fused if "speech" in f.sources}
+    assert {0, 1, 2, 3} <= spans

@@ -157,20 +157,33 @@ class FaceAnalyzer:
 
 
 # ---------------------------------------------------------------- videos
-def video_frames(path: str | Path, *, step: int = 1) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(frame index, media time in seconds, BGR frame) of every `step`-th frame of a video file."""
+def video_frames(path: str | Path, *, step: int = 1, first: int = 0,
+                 end: int | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(frame index, media time in seconds, BGR frame) of every `step`-th frame of a video file; `first` and `end`
+    keep frames first..end-1 (a part of a long video), counted and timed as in the whole file."""
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         return
     check_video_frame_size(capture, path)  # before any frame is decoded
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     index = 0
+    if first > 0:
+        # FFmpeg seeks to the keyframe before `first` and decodes forward; a container that cannot say where it
+        # landed is read from the start instead, so a part never starts at the wrong frame
+        capture.set(cv2.CAP_PROP_POS_FRAMES, first)
+        index = first if int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == first else 0
+        if index == 0:
+            capture.release()
+            capture = cv2.VideoCapture(str(path))
     try:
-        while True:
-            ok, frame = capture.read()
+        while end is None or index < end:
+            if index < first:  # frames before the part (after a failed seek): decoded, never converted
+                ok, frame = capture.grab(), None
+            else:
+                ok, frame = capture.read()
             if not ok:
                 break
-            if index % step == 0:
+            if index >= first and index % step == 0:
                 yield index, index / fps, frame
             index += 1
     finally:
