@@ -33,11 +33,11 @@ class ModelSpec:
     description: str = ""
     onnx: str | None = None  # exported ONNX twin of the torch weights (affect export onnx), inside WEIGHTS_DIR
     onnx_sha256: str | None = None
-    # face models: output calibration (affect_sdk.vision.calibrate; `affect train vision-calibration` fits them)
-    prior: tuple[float, ...] | None = None  # training class prior, CLASSES order (mean FER+ Train soft label)
+    # output calibration (affect_sdk.vision.calibrate; `affect train vision-calibration|audio-calibration` fit them)
+    prior: tuple[float, ...] | None = None  # training class prior, CLASSES order (face: mean FER+ Train soft label)
     prior_mode: str = "blend"  # default output prior: "train", "blend" or "balanced" (vision/calibrate.py)
-    temperature: dict[str, float] = field(default_factory=dict)  # per prior mode, fitted on FER+ Valid
-    neutral_reference: tuple[float, ...] | None = None  # mean raw logits on FER+ Valid neutral faces (baseline)
+    temperature: dict[str, float] = field(default_factory=dict)  # per prior mode, fitted on validation data
+    neutral_reference: tuple[float, ...] | None = None  # mean raw logits on neutral validation items (baseline)
     missing_classes: tuple[str, ...] = ()  # classes it never learned: it abstains on them in a teacher ensemble
 
     @property
@@ -63,21 +63,32 @@ register(ModelSpec(
     description="YuNet face detector with five landmarks, run through cv2.FaceDetectorYN.",
 ))
 
+# Class frequencies of RAVDESS actors 01-14 (CLASSES order; calm counted as neutral). Contempt never occurs: it
+# gets the geometric mean of the others, so dividing the prior out leaves it where it was (audio/calibrate.py).
+RAVDESS_TRAIN_PRIOR = (0.2, 0.13333, 0.13333, 0.13333, 0.13333, 0.13333, 0.13333, 0.14128)
+
 register(ModelSpec(
     name="speech-cnn",
     task="speech",
-    weights="speech-cnn.safetensors",
-    sha256="8c42a3500f9027aa3fd178cb3a788d6f6cc913a31d29b90984e81cc8aaf1b87d",
+    weights="speech-cnn.safetensors",  # v2: v1's first member fine-tuned with channel copies (model card)
+    sha256="578809e43ac667905933c84580c2bc41f3136c1bb1a25fd5f191652580a97fff",
     licence="CC BY-NC-SA 4.0 (trained on RAVDESS, Livingstone & Russo 2018): non-commercial, share-alike",
     factory="affect_sdk.audio.nets:create_speech_cnn",
-    arch={"kind": "1d", "channels": [128, 192, 256, 256], "members": 2},
+    arch={"kind": "1d", "channels": [128, 192, 256, 256]},
     preprocess={"sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64,
-                "fmin": 50.0, "fmax": 7600.0, "top_db": 80.0, "window_s": 2.0, "hop_s": 0.5},
+                "fmin": 50.0, "fmax": 7600.0, "top_db": 80.0, "narrowband_mask": True, "window_s": 2.0,
+                "hop_s": 0.5},
     card="speech-cnn.md",
-    onnx="speech-cnn.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="67ed1e94527b649ade371d0cdf240b7896fd775803694cf8dcda2b4947b1e1a9",
-    description="Small temporal CNN over level-normalised 2 s log-mel windows -> 8 canonical classes; V/A from "
-                "the class table (speech corpora have no V/A labels).",
+    onnx="speech-cnn.onnx",  # affect export onnx --model speech-cnn --out affect_sdk/weights
+    onnx_sha256="49ee0130e0d9f220aa4747858101d0212dc87d80d16751405e401276643efba8",
+    # calibration (affect_sdk.audio.calibrate): `affect train audio-calibration --model runs/audio-v2/ft-m0`;
+    # prior from actors 01-14, temperatures and neutral reference from the validation actors 15-16 only
+    prior=RAVDESS_TRAIN_PRIOR,
+    prior_mode="train",
+    temperature={"train": 0.827, "blend": 0.8323, "balanced": 0.8385},
+    neutral_reference=(3.6198, -0.5241, 0.7521, -0.5619, -1.7464, 0.0664, 0.4147, -23.9038),
+    description="Small temporal CNN over level-normalised 2 s log-mel windows (telephone-band windows masked above "
+                "4 kHz) -> 8 canonical classes; V/A from the class table (speech corpora have no V/A labels).",
 ))
 
 
@@ -92,19 +103,19 @@ register(ModelSpec(
     name="face-student",
     task="face",
     weights="face-student.safetensors",
-    sha256="8680eb8a6501e5011216e3c2804f903b423de0d43dee9e374c79b4e877d73ec6",
+    sha256="eb633750f35cfb4938a79c68caeb8f4d60a164e34767ca34dd14dfe46183140c",
     licence=FACE_LICENCE,
     # A ResNet student: on this 2-core CPU it trains ~3x faster than the depthwise MobileNetV2 (see the card)
     factory="affect_sdk.vision.nets:create_teacher",
-    arch={"widths": [32, 64, 128, 256], "depths": [1, 1, 1, 1], "stem_stride": 2},
+    arch={"widths": [48, 96, 192, 384], "depths": [1, 1, 1, 1], "stem_stride": 2},
     preprocess=FACE_PREPROCESS,
     card="face-student.md",
     onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="ac8dab26f3d420f2430749f23f49bf1bb3f9fcdbdec0ed4f95a31ea21eb2ddce",
+    onnx_sha256="2cdd6fced75e0f48317c478185b39745a67bdad0c4cda9020274c406f73bd1de",
     prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model face-student
-    temperature={"train": 0.783, "blend": 0.7203, "balanced": 0.6295},
-    neutral_reference=(2.7868, -1.0323, 1.0585, -1.2765, -2.3119, -1.689, -0.7195, -0.4607),
-    description="ResNet-style face student (8 classes + V/A, 0.036 GMAC), distilled with eq. 1-3 of Lee, Kim & "
+    temperature={"train": 0.7292, "blend": 0.6752, "balanced": 0.6378},
+    neutral_reference=(2.656, -1.0967, 0.8773, -1.3076, -2.3152, -1.7769, -0.8641, -0.5668),
+    description="ResNet-style face student (8 classes + V/A, 0.081 GMAC), distilled with eq. 1-3 of Lee, Kim & "
                 "Lee 2023 from the ensemble {face-teacher, face-teacher-r64}; webcam-like augmentation; V/A "
                 "trained on targets derived from FER+ vote distributions.",
 ))
@@ -354,7 +365,9 @@ def _run_calibration(run: Path, meta: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError, AttributeError):
         raise InputError(f"{run / 'model.json'}: 'calibration' must hold prior, temperature and "
                          f"neutral_reference as numbers.") from None
-    return {"prior": prior, "temperature": temperature, "neutral_reference": reference}
+    mode = calibration.get("prior_mode")  # speech runs record the default mode chosen on validation
+    return {"prior": prior, "temperature": temperature, "neutral_reference": reference,
+            **({"prior_mode": str(mode)} if mode in ("train", "blend", "balanced") else {})}
 
 
 def create_model(name: str, *, pretrained: bool = True, device: Any = None):

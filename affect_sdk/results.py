@@ -82,12 +82,20 @@ class FaceAffect(_Affect):
 
 @dataclass(frozen=True)
 class SpeechAffect(_Affect):
-    """One analysis window of speech, stamped at the window's centre. Unvoiced windows carry no probs."""
+    """One analysis window of speech, stamped at the window's centre. Unvoiced windows carry no probs; neither do
+    windows with less than half a second of speech in them (`speech_s`: too little evidence for a label)."""
 
     voiced: bool = True
     start: float = 0.0  # window start on the session clock
     end: float = 0.0
+    bandwidth: int = 8000  # effective audio bandwidth in Hz: below 8000 the input was narrowband (4000: telephone)
+    speech_s: float | None = None  # seconds of speech-like frames in the window (the evidence; None: not measured)
     kind = "speech"
+
+    @property
+    def narrowband(self) -> bool:
+        """Telephone band (or less): the input had nothing above 4 kHz, resampled from below 16 kHz or not."""
+        return self.bandwidth <= 4000
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,8 @@ class UtteranceAffect(_Affect):
 
     windows: int = 0
     voiced_windows: int = 0
+    low_evidence: bool = False  # no window had 0.5 s of voiced speech: the reading is the mean of all windows
+    bandwidth: int = 8000  # the narrowest effective bandwidth among the windows, in Hz
     kind = "utterance"
 
     def _arrays(self) -> tuple:

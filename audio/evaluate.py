@@ -36,17 +36,18 @@ def windows_and_hash(analyzer: SpeechAnalyzer, path: Path) -> tuple[list[SpeechA
 
 def evaluate_folder(data: str | Path, model: str | None = None, speakers: Sequence[str] | None = None,
                     limit: int | None = None, backend: str | None = None, device: str | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict:
-    """Score utterance-level predictions on a folder; duplicate recordings (same samples) are counted once."""
+                    progress: Callable[[int, int], None] | None = None, prior: str | None = None) -> dict:
+    """Score utterance-level predictions on a folder; duplicate recordings (same samples) are counted once.
+    `prior`: the output prior (SpeechAnalyzer); the report has accuracy, balanced accuracy, macro-F1 and ECE."""
     layout, items = read_dataset(data)
     items = select_speakers(items, speakers)
     if limit:
         items = items[:limit]
     if not items:
         raise InputError(f"No utterances of speakers {', '.join(speakers or [])} in {data}.")
-    analyzer = SpeechAnalyzer(resolve_model(model), backend=backend, device=device)
+    analyzer = SpeechAnalyzer(resolve_model(model), backend=backend, device=device, prior=prior)
     seen: set[str] = set()
-    y_true, y_probs, dropped, speakers_seen = [], [], [], set()
+    y_true, y_probs, dropped, speakers_seen, low_evidence = [], [], [], set(), 0
     for k, item in enumerate(items):
         results, digest = windows_and_hash(analyzer, item.path)
         if digest in seen:
@@ -55,6 +56,7 @@ def evaluate_folder(data: str | Path, model: str | None = None, speakers: Sequen
         seen.add(digest)
         probs = utterance_probs(results)
         if probs is None:  # no voiced window: score all windows, as classify_file does
+            low_evidence += 1
             probs = utterance_probs(list(analyzer.iter_file(item.path, gate=False)), voiced_only=False)
         y_true.append(CLASS_INDEX[item.label])
         y_probs.append(probs)
@@ -63,5 +65,6 @@ def evaluate_folder(data: str | Path, model: str | None = None, speakers: Sequen
             progress(k + 1, len(items))
     result = classification_report(np.asarray(y_true, int), np.asarray(y_probs).reshape(-1, NUM_CLASSES))
     result.update(model=analyzer.model, layout=layout, data=str(data), backend=analyzer.runner.backend,
-                  duplicates_dropped=dropped, speakers=sorted(speakers_seen))
+                  prior=analyzer.prior_mode, duplicates_dropped=dropped, speakers=sorted(speakers_seen),
+                  low_evidence=low_evidence)
     return result

@@ -18,6 +18,8 @@ from affect_sdk.errors import InputError
 
 MODEL_RATE = 16000
 BLOCK_SECONDS = 10.0  # decode files in blocks of this length
+NARROWBAND_HZ = 4000  # telephone band (8 kHz sampling): no content above this
+NARROWBAND_RATIO_DB = -40.0  # narrowband: power above NARROWBAND_HZ this far below the 300-3400 Hz band's
 MAX_CHANNELS = 64  # more than any microphone array: a longer axis is the sample axis
 SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".caf", ".w64", ".opus"}
 
@@ -35,6 +37,9 @@ class FeatureConfig:
     fmin: float = 50.0
     fmax: float = 7600.0
     top_db: float = 80.0  # floor relative to the window's loudest bin
+    # narrowband windows (telephone band: nothing above NARROWBAND_HZ) get their upper mel bands masked to 0 and
+    # are normalised over the rest; only models trained with band-limited copies (speech-cnn v2) ask for this
+    narrowband_mask: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> "FeatureConfig":
@@ -49,14 +54,19 @@ class VadConfig:
     Stationary noise (hum, fan, hiss) has frames of nearly equal energy; speech has syllables and pauses. A frame
     counts as active when it stands `contrast_db` above the window's quiet frames (10th percentile), with every
     frame's level counted as at least `floor_db` (dBFS RMS), so digital silence and faint hiss never pass; a window
-    is voiced when at least `min_active` of its frames are active.
+    is voiced when at least `min_active` of its frames are active and it holds `min_speech_s` seconds of speech
+    (speech_seconds; minimum evidence: a 50 ms blip, or a clip shorter than half a second, gets no emotion).
     """
 
     floor_db: float = -105.0
     contrast_db: float = 12.0
     min_active: float = 0.12
+    min_speech_s: float = 0.5
+    evidence_db: float = 6.0  # speech_seconds: frames this far above the quiet ones...
+    range_db: float = 30.0  # ...and within this of the loudest
     frame: int = 400
     hop: int = 160
+    rate: int = MODEL_RATE
 
     def __post_init__(self) -> None:
         from affect_sdk.checks import finite_number, probability
@@ -64,7 +74,9 @@ class VadConfig:
         finite_number("floor_db", self.floor_db, "dB")
         finite_number("contrast_db", self.contrast_db, "dB")
         probability("min_active", self.min_active)
-        for name in ("frame", "hop"):
+        if not (isinstance(self.min_speech_s, (int, float)) and 0 <= self.min_speech_s < float("inf")):
+            raise InputError(f"min_speech_s must be a finite number of seconds >= 0; got {self.min_speech_s!r}.")
+        for name in ("frame", "hop", "rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a whole number of samples of at least 1; got {value!r}.")
@@ -236,6 +248,11 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
 
 
+def mel_basis(cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The [n_mels, n_fft // 2 + 1] mel filter bank of a feature config (float32)."""
+    return _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+
+
 @lru_cache(maxsize=8)
 def _window(n_fft: int, win_length: int) -> np.ndarray:
     """Periodic Hann of win_length, zero-padded on both sides to n_fft (as torch.stft places a shorter window)."""
@@ -262,36 +279,105 @@ def log_mel(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarra
     return db.reshape(*lead, cfg.n_mels, db.shape[-1]).astype(np.float32, copy=False)
 
 
-def normalize_level(db: np.ndarray, top_db: float = 80.0) -> np.ndarray:
+@lru_cache(maxsize=8)
+def mel_centres(sample_rate: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Centre frequency (Hz) of each mel band."""
+    import librosa
+
+    return librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)[1:-1]
+
+
+def _centres(cfg: FeatureConfig) -> np.ndarray:
+    return mel_centres(cfg.sample_rate, cfg.n_mels, cfg.fmin, cfg.fmax)
+
+
+def is_narrowband(db: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """Per window of a dB mel spectrogram [..., mels, frames]: is it telephone band, with the power above
+    NARROWBAND_HZ (bands centred above it plus a margin) more than NARROWBAND_RATIO_DB below the 300-3400 Hz
+    band's? 8 kHz input resampled to 16 kHz and band-limited 16 kHz recordings are; silence is not."""
+    centres = _centres(cfg)
+    high, speech = centres > NARROWBAND_HZ * 1.1, (centres >= 300) & (centres <= 3400)
+    power = np.power(10.0, np.asarray(db, np.float64) / 10.0)
+    high_power, speech_power = power[..., high, :].sum(axis=(-2, -1)), power[..., speech, :].sum(axis=(-2, -1))
+    return (speech_power > 1e-10) & (high_power < speech_power * 10 ** (NARROWBAND_RATIO_DB / 10))
+
+
+def band_keep(narrow: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """[..., mels] bool: the mel bands that carry signal (all of them; up to NARROWBAND_HZ where narrow)."""
+    in_band = _centres(cfg) <= NARROWBAND_HZ
+    return np.where(np.asarray(narrow)[..., None], in_band, True)
+
+
+def bandwidth_hz(narrow: bool, input_rate: float, cfg: FeatureConfig = FeatureConfig()) -> int:
+    """The effective audio bandwidth of a window: the input's Nyquist frequency when below the model's, and
+    at most NARROWBAND_HZ when the window is telephone band."""
+    nyquist = min(float(input_rate), float(cfg.sample_rate)) / 2
+    return int(round(min(nyquist, NARROWBAND_HZ) if narrow else nyquist))
+
+
+def normalize_level(db: np.ndarray, top_db: float = 80.0, keep: np.ndarray | None = None) -> np.ndarray:
     """Per-window level normalisation of a dB spectrogram [..., mels, frames]: floor at (max - top_db), then
     subtract the window's mean and scale to about unit range. A gain change is a constant dB offset, so it vanishes.
+
+    `keep` ([..., mels] bool, see band_keep): only those bands set the peak and the mean; the others become 0.
     """
     db = np.asarray(db, dtype=np.float32)
-    peak = db.max(axis=(-2, -1), keepdims=True)
+    if keep is None or np.all(keep):
+        peak = db.max(axis=(-2, -1), keepdims=True)
+        db = np.maximum(db, peak - np.float32(top_db))
+        return (db - db.mean(axis=(-2, -1), keepdims=True)) / np.float32(20.0)
+    keep = np.broadcast_to(np.asarray(keep, bool)[..., None], db.shape)
+    peak = np.where(keep, db, -np.inf).max(axis=(-2, -1), keepdims=True)
     db = np.maximum(db, peak - np.float32(top_db))
-    return (db - db.mean(axis=(-2, -1), keepdims=True)) / np.float32(20.0)
+    mean = np.where(keep, db, 0).sum(axis=(-2, -1), keepdims=True) / keep.sum(axis=(-2, -1), keepdims=True)
+    return np.where(keep, (db - mean) / np.float32(20.0), np.float32(0.0)).astype(np.float32)
+
+
+def window_features(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Windows [..., n] (at cfg.sample_rate) -> (model input [..., 1, n_mels, frames] float32, level-normalised
+    and band-masked when cfg.narrowband_mask; whether each window is narrowband [...])."""
+    db = log_mel(wave, cfg)
+    narrow = is_narrowband(db, cfg)
+    keep = band_keep(narrow, cfg) if cfg.narrowband_mask else None
+    return np.expand_dims(normalize_level(db, cfg.top_db, keep), -3), narrow
 
 
 def model_input(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Windows [..., n] (at cfg.sample_rate) -> model input [..., 1, n_mels, frames] (float32), level-normalised."""
-    return np.expand_dims(normalize_level(log_mel(wave, cfg), cfg.top_db), -3)
+    return window_features(wave, cfg)[0]
 
 
-def active_fraction(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:
-    """Fraction of frames in a window that the voice-activity gate counts as speech-like (see VadConfig)."""
+def _frame_levels(wave: np.ndarray, cfg: VadConfig) -> np.ndarray:
+    """Level (dBFS, floored at cfg.floor_db) of each frame of a window's first difference."""
     x = np.asarray(wave, dtype=np.float64)
     if x.size < cfg.frame:
         x = np.pad(x, (0, cfg.frame - x.size))
     x = np.diff(x, prepend=x[:1]) if x.size else x  # first difference: drifting low-frequency rumble is not speech
     frames = np.lib.stride_tricks.sliding_window_view(x, cfg.frame)[:: cfg.hop]
     energy_db = 10.0 * np.log10(np.mean(frames * frames, axis=1) + 1e-20)
-    energy_db = np.maximum(energy_db, cfg.floor_db)  # digital silence counts as the floor, not as -inf
-    quiet = np.percentile(energy_db, 10)
-    return float(np.mean(energy_db > quiet + cfg.contrast_db))
+    return np.maximum(energy_db, cfg.floor_db)  # digital silence counts as the floor, not as -inf
+
+
+def active_fraction(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:
+    """Fraction of frames in a window that the voice-activity gate counts as speech-like (see VadConfig)."""
+    levels = _frame_levels(wave, cfg)
+    return float(np.mean(levels > np.percentile(levels, 10) + cfg.contrast_db))
+
+
+def speech_seconds(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:
+    """Seconds of speech in a window, the evidence a label rests on: frames `evidence_db` above the window's quiet
+    frames and within `range_db` of its loudest, times the frame hop. Continuous speech counts nearly whole; a
+    blip counts its own length; stationary noise between words does not count."""
+    if len(wave) == 0:
+        return 0.0
+    levels = _frame_levels(wave, cfg)
+    evident = (levels > np.percentile(levels, 10) + cfg.evidence_db) & (levels > levels.max() - cfg.range_db)
+    return float(np.count_nonzero(evident) * cfg.hop / cfg.rate)
 
 
 def is_voiced(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> bool:
-    return active_fraction(wave, cfg) >= cfg.min_active
+    """Speech-like enough (VadConfig.min_active) and with enough seconds of speech (VadConfig.min_speech_s)."""
+    return active_fraction(wave, cfg) >= cfg.min_active and speech_seconds(wave, cfg) >= cfg.min_speech_s
 
 
 def window_bounds(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:

@@ -1,14 +1,14 @@
 """Train the speech-emotion CNN on a corpus split by speaker (default RAVDESS: train 01-14, validate 15-16,
-test 17-20 never seen), with augmentation aimed at new speakers, rooms and microphones.
+test 17-20 never seen), with augmentation aimed at new speakers, rooms, microphones and telephone lines
+(affect_sdk.audio.augment).
 
 Run: `affect train audio` (also under torchrun: `torchrun ... -m affect_sdk.cli train audio`). Writes checkpoints,
-log.jsonl, model.json and best.safetensors (best validation accuracy, utterance level) into --out: the vision
-recipe's run-folder layout.
+log.jsonl, model.json and best.safetensors (best validation score, utterance level) into --out: the vision
+recipe's run-folder layout. `--init` warm-starts from a shipped model's member (fine-tuning).
 """
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,9 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from affect_sdk.audio.augment import (CHANNELS, AugmentConfig, add_noise_and_reverb, channel_copy, mixup,
+                                      noise_colours, random_eq, random_warp, spec_augment, speech_span, telephone)
 from affect_sdk.audio.data import WaveCache, build_cache, load_cache, speaker_key
-from affect_sdk.audio.features import (FeatureConfig, VadConfig, active_fraction, log_mel, model_input,
-                                       normalize_level, window_bounds)
+from affect_sdk.audio.features import (FeatureConfig, VadConfig, band_keep, is_narrowband, is_voiced, log_mel,
+                                       mel_basis, model_input, normalize_level, window_bounds)
 from affect_sdk.audio.nets import create_speech_cnn
 from affect_sdk.errors import InputError
 from affect_sdk.labels import NUM_CLASSES
@@ -33,6 +35,7 @@ from affect_sdk.training import all_reduce_mean, export_weights, init_distribute
 
 SHIPPED = "speech-cnn"  # the registered model this recipe trains
 SPEECH_FACTORY = "affect_sdk.audio.nets:create_speech_cnn"
+SELECT = ("clean", "clean+telephone")  # validation score a checkpoint is chosen by
 
 
 @dataclass
@@ -55,118 +58,14 @@ class TrainConfig:
     kind: str = field(default_factory=lambda: get_spec(SHIPPED).arch["kind"])  # '1d' (temporal CNN) or '2d'
     channels: tuple[int, ...] = field(default_factory=lambda: tuple(get_spec(SHIPPED).arch["channels"]))
     dropout: float = 0.3
-    tempo: float = 0.15  # tempo perturbation range +-
-    pitch_bins: float = 2.0  # pitch perturbation range +- in mel bins
-    noise_p: float = 0.4
-    snr_db: tuple[float, float] = (5.0, 35.0)
-    reverb_p: float = 0.3
-    eq_p: float = 0.5
-    eq_db: float = 6.0
-    freq_masks: int = 2
-    freq_mask: int = 8
-    time_masks: int = 2
-    time_mask: int = 25
-    mixup_p: float = 0.4
-    mixup_alpha: float = 0.4
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    init: str = ""  # warm start: a registered model, a run folder or a .safetensors (one net or an ensemble)
+    init_member: int = 0  # which member of an ensemble to start from
+    select: str = "clean"  # "clean": validation accuracy; "clean+telephone": its mean with telephone-band copies
     eval_every: int = 250
     threads: int = 1
     device: str | None = None  # cpu, cuda or auto (None): affect_sdk.device.resolve_device
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig.from_dict(get_spec(SHIPPED).preprocess))
-
-
-# ---------------------------------------------------------------- augmentation (in the mel-power domain)
-# Each utterance's clean log-mel is computed once; augmentation works on it directly (crop, tempo and pitch
-# warps, additive noise and reverberation in the power domain, microphone colour), several times cheaper on a CPU
-# than re-synthesising waveforms. With center=False, a crop on frame boundaries equals the features of that window.
-def speech_span(db: torch.Tensor, range_db: float = 30.0) -> tuple[int, int]:
-    """First and last frame within `range_db` of the utterance's loudest frame (where the speech is)."""
-    energy = torch.logsumexp(db * (math.log(10) / 10), dim=0) * (10 / math.log(10))  # frame power in dB
-    active = torch.nonzero(energy > energy.max() - range_db).flatten()
-    if active.numel() == 0:
-        return 0, db.shape[1]
-    return int(active[0]), int(active[-1]) + 1
-
-
-def warp_crop(db: torch.Tensor, span: tuple[int, int], frames: int, tempo: float, shift: float,
-              rng: np.random.Generator) -> torch.Tensor:
-    """A crop of `frames * tempo` frames centred inside the speech span, resampled to `frames` frames and shifted
-    by `shift` mel bins (tempo and pitch perturbation). Short utterances are padded with their quietest value."""
-    m, t = db.shape
-    length = max(2, int(round(frames * tempo)))
-    if t < length:
-        db = torch.nn.functional.pad(db, (0, length - t), value=float(db.min()))
-        t = length
-    centre = int(rng.integers(span[0], max(span[0] + 1, span[1])))
-    start = int(np.clip(centre - length // 2, 0, t - length))
-    crop = db[:, start:start + length]
-    if length == frames and shift == 0.0:
-        return crop
-    xs = torch.linspace(-1, 1, frames)
-    ys = torch.linspace(-1, 1, m) - 2 * shift / max(1, m - 1)
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1).unsqueeze(0)
-    return torch.nn.functional.grid_sample(crop[None, None], grid, mode="bilinear", padding_mode="border",
-                                           align_corners=True)[0, 0]
-
-
-def add_noise_and_reverb(db: torch.Tensor, cfg: TrainConfig, noise_shape: torch.Tensor, dof: torch.Tensor,
-                         rng: np.random.Generator) -> torch.Tensor:
-    """Reverberation (exponential smearing of power over time) and coloured noise at a random SNR, per sample."""
-    power = torch.pow(10.0, db / 10.0)  # [B, M, T]
-    b, m, t = power.shape
-    hop_s = cfg.features.hop_length / cfg.features.sample_rate
-    for i in range(b):
-        if rng.random() < cfg.reverb_p:
-            rt60 = rng.uniform(0.2, 0.9)
-            k = torch.arange(int(min(rt60, 0.6) / hop_s))
-            kernel = torch.exp(-6.9 * k * hop_s / rt60) * float(rng.uniform(0.2, 1.0))
-            kernel[0] = 1.0
-            padded = torch.nn.functional.pad(power[i:i + 1], (len(k) - 1, 0))
-            power[i] = torch.nn.functional.conv1d(padded.transpose(0, 1), kernel.flip(0)[None, None]).transpose(0, 1)[0]
-        if rng.random() < cfg.noise_p:
-            colour = noise_shape[int(rng.integers(0, len(noise_shape)))]  # [M]
-            level = power[i].mean() * 10 ** (-rng.uniform(*cfg.snr_db) / 10)
-            fluctuation = torch.distributions.Gamma(dof, dof).sample((t,)).T  # per band: mean 1, chi-square-like
-            power[i] = power[i] + level * colour[:, None] * fluctuation
-    return 10.0 * torch.log10(power.clamp_min(1e-12))
-
-
-def noise_colours(cfg: FeatureConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mel-band power of white, pink and brown noise (each mean 1) and each band's degrees of freedom
-    (how many FFT bins it averages, which sets how much noise power fluctuates frame to frame)."""
-    import librosa
-
-    basis = torch.from_numpy(librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels,
-                                                 fmin=cfg.fmin, fmax=cfg.fmax).astype(np.float32))
-    freqs = torch.arange(1, basis.shape[1] + 1, dtype=torch.float32)
-    shapes = torch.stack([basis @ freqs.pow(-e) for e in (0.0, 1.0, 2.0)])
-    dof = (basis.sum(1) ** 2 / (basis.square().sum(1) + 1e-12)).clamp(1.0, 50.0)
-    return shapes / shapes.mean(dim=1, keepdim=True), dof
-
-
-def random_eq(db: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Add a smooth random spectral tilt/colour (microphone and room) to a dB mel spectrogram [B, M, T]."""
-    b, m, _ = db.shape
-    pos = torch.linspace(0, math.pi, m)
-    curve = torch.zeros(b, m)
-    for k in (1, 2, 3):
-        curve += torch.from_numpy(rng.uniform(-1, 1, (b, 1)).astype(np.float32)) * torch.cos(k * pos)
-    on = torch.from_numpy((rng.random((b, 1)) < cfg.eq_p).astype(np.float32))
-    return db + (curve / 3 * cfg.eq_db * on).unsqueeze(-1)
-
-
-def spec_augment(x: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    x = x.clone()
-    b, _, m, t = x.shape
-    for i in range(b):
-        for _ in range(cfg.freq_masks):
-            w = rng.integers(0, cfg.freq_mask + 1)
-            f0 = rng.integers(0, m - w + 1)
-            x[i, :, f0:f0 + w, :] = 0.0
-        for _ in range(cfg.time_masks):
-            w = rng.integers(0, cfg.time_mask + 1)
-            t0 = rng.integers(0, t - w + 1)
-            x[i, :, :, t0:t0 + w] = 0.0
-    return x
 
 
 # ---------------------------------------------------------------- utterance-level evaluation
@@ -174,7 +73,7 @@ def window_inputs(wave: np.ndarray, cfg: FeatureConfig, window: int, hop: int) -
     """Model inputs of all analysis windows of a clip (short windows zero padded) and which are voiced."""
     bounds = window_bounds(len(wave), window, hop)
     chunks = np.stack([np.pad(wave[s:e], (0, window - (e - s))) for s, e in bounds])
-    voiced = np.array([active_fraction(wave[s:e]) >= VadConfig().min_active for s, e in bounds])
+    voiced = np.array([is_voiced(wave[s:e], VadConfig()) for s, e in bounds])
     return torch.from_numpy(model_input(chunks, cfg)), voiced
 
 
@@ -185,17 +84,83 @@ def aggregate(probs: np.ndarray, voiced: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def evaluate_cache(model: torch.nn.Module, cache: WaveCache, indices: np.ndarray, cfg: TrainConfig) -> dict:
+def evaluate_waves(model: torch.nn.Module, waves: list[np.ndarray], labels: np.ndarray, cfg: TrainConfig) -> dict:
+    """Utterance-level report of a model on waveforms at the model rate."""
     model.eval()
     rate = cfg.features.sample_rate
     window, hop = int(cfg.window_s * rate), int(cfg.hop_s * rate)
     utterance_probs = []
     device = next(model.parameters()).device
-    for i in indices:
-        x, voiced = window_inputs(cache.wave(i), cfg.features, window, hop)
+    for wave in waves:
+        x, voiced = window_inputs(wave, cfg.features, window, hop)
         probs = torch.softmax(model(x.to(device))[0], dim=-1).cpu().numpy()
         utterance_probs.append(aggregate(probs, voiced))
-    return classification_report(cache.labels[indices], np.asarray(utterance_probs).reshape(-1, NUM_CLASSES))
+    return classification_report(labels, np.asarray(utterance_probs).reshape(-1, NUM_CLASSES))
+
+
+def evaluate_cache(model: torch.nn.Module, cache: WaveCache, indices: np.ndarray, cfg: TrainConfig) -> dict:
+    return evaluate_waves(model, [cache.wave(i) for i in indices], cache.labels[indices], cfg)
+
+
+def telephone_copy(wave: np.ndarray, rate: int) -> np.ndarray:
+    """The fixed telephone condition of validation and the cross-condition checks: 8 kHz, 300-3400 Hz, mu-law."""
+    return telephone(wave, rate, low_hz=300.0, high_hz=3400.0, codec=True)
+
+
+# ---------------------------------------------------------------- warm start and channel copies
+def initial_weights(ref: str, member: int = 0) -> dict[str, torch.Tensor]:
+    """One network's weights from a registered model, a run folder or a .safetensors file (member `member` of
+    an ensemble)."""
+    from safetensors.torch import load_file
+
+    from affect_sdk.registry import load_state_dict
+
+    path = Path(ref)
+    if (path / "best.safetensors").is_file():
+        path = path / "best.safetensors"
+    state = load_file(str(path)) if path.is_file() else load_state_dict(ref)
+    prefix = f"members.{member}."
+    if any(k.startswith("members.") for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise InputError(f"{ref} has no ensemble member {member}.")
+    return state
+
+
+def channel_mels(cache: WaveCache, indices: np.ndarray, cfg: TrainConfig, seed: int
+                 ) -> dict[str, tuple[dict[int, torch.Tensor], dict[int, tuple[int, int]], dict[int, bool]]]:
+    """Per channel used (CHANNELS with a non-zero chance): each training utterance's log-mel through one random
+    realisation of that channel, its speech span and whether it is narrowband. Made once, before step 0."""
+    weights = cfg.augment.channel_weights()
+    out = {}
+    for k, kind in enumerate(CHANNELS):
+        if weights[k] <= 0:
+            continue
+        rng = np.random.default_rng([seed, k])
+        mels = {int(i): torch.from_numpy(log_mel(channel_copy(kind, cache.wave(i), cfg.features.sample_rate, rng),
+                                                 cfg.features)) for i in indices}
+        out[kind] = (mels, {i: speech_span(db) for i, db in mels.items()},
+                     {i: bool(is_narrowband(db.numpy(), cfg.features)) for i, db in mels.items()})
+    return out
+
+
+def training_batch(pick: np.ndarray, copies: dict, frames: int, cfg: TrainConfig, colours: torch.Tensor,
+                   dof: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Model inputs [B, 1, M, T] of one augmented batch: a channel copy per utterance, a warped crop, reverb and
+    noise, tilt, level normalisation (over the signal's band: narrowband crops get their upper bands masked as at
+    inference), SpecAugment."""
+    aug, feats = cfg.augment, cfg.features
+    kinds = list(copies)
+    p = np.array([aug.channel_weights()[CHANNELS.index(k)] for k in kinds])
+    crops, narrow = [], []
+    for i, k in zip(pick, rng.choice(len(kinds), size=len(pick), p=p / p.sum())):
+        mels, spans, narrows = copies[kinds[k]]
+        crops.append(random_warp(mels[int(i)], spans[int(i)], frames, aug, rng))
+        narrow.append(narrows[int(i)])
+    hop_s = feats.hop_length / feats.sample_rate
+    db = random_eq(add_noise_and_reverb(torch.stack(crops), aug, hop_s, colours, dof, rng), aug, rng)
+    keep = band_keep(np.array(narrow), feats) if feats.narrowband_mask else None
+    return spec_augment(torch.from_numpy(normalize_level(db.numpy(), feats.top_db, keep)).unsqueeze(1), aug, rng)
 
 
 # ---------------------------------------------------------------- training loop
@@ -221,13 +186,19 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     train_idx, val_idx = _indices(cache, train_speakers), _indices(cache, cfg.val_speakers)
     if len(train_idx) == 0:
         raise InputError(f"No training utterances left in {cfg.data} after holding out validation/test speakers.")
-    mels = {int(i): torch.from_numpy(log_mel(cache.wave(i), cfg.features)) for i in train_idx}
-    spans = {i: speech_span(db) for i, db in mels.items()}
-    colours, dof = noise_colours(cfg.features)
+    if cfg.select not in SELECT:
+        raise InputError(f"select must be one of {', '.join(SELECT)}; got {cfg.select!r}.")
+    copies = channel_mels(cache, train_idx, cfg, cfg.seed)
+    colours, dof = noise_colours(mel_basis(cfg.features))
+    val_waves = [cache.wave(i) for i in val_idx]
+    val_phone = [telephone_copy(w, cfg.features.sample_rate) for w in val_waves] if cfg.select != "clean" else []
     frames = 1 + (int(cfg.window_s * cfg.features.sample_rate) - cfg.features.n_fft) // cfg.features.hop_length
     present = sorted(set(cache.labels[train_idx].tolist()))
 
-    model = wrap_model(create_speech_cnn(kind=cfg.kind, channels=tuple(cfg.channels), dropout=cfg.dropout), ctx)
+    net = create_speech_cnn(kind=cfg.kind, channels=tuple(cfg.channels), dropout=cfg.dropout)
+    if cfg.init:
+        net.load_state_dict(initial_weights(cfg.init, cfg.init_member))
+    model = wrap_model(net, ctx)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def lr_of(step: int) -> float:
@@ -247,19 +218,10 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     while state["step"] < cfg.steps:
         model.train()
         pick = rng.choice(train_idx, cfg.batch)
-        crops = []
-        for i in pick:
-            tempo = rng.uniform(1 - cfg.tempo, 1 + cfg.tempo) if rng.random() < 0.6 else 1.0
-            shift = rng.uniform(-cfg.pitch_bins, cfg.pitch_bins) if rng.random() < 0.6 else 0.0
-            crops.append(warp_crop(mels[int(i)], spans[int(i)], frames, tempo, shift, rng))
-        db = random_eq(add_noise_and_reverb(torch.stack(crops), cfg, colours, dof, rng), cfg, rng)
-        x = spec_augment(torch.from_numpy(normalize_level(db.numpy(), cfg.features.top_db)).unsqueeze(1), cfg, rng)
+        x = training_batch(pick, copies, frames, cfg, colours, dof, rng)
         target = F.one_hot(torch.from_numpy(cache.labels[pick]), NUM_CLASSES).float()
         target = (1 - cfg.label_smoothing) * target + cfg.label_smoothing * smooth
-        if rng.random() < cfg.mixup_p:
-            lam = float(rng.beta(cfg.mixup_alpha, cfg.mixup_alpha))
-            perm = torch.from_numpy(rng.permutation(cfg.batch))
-            x, target = lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm]
+        x, target = mixup(x, target, cfg.augment, rng)
         for group in optimizer.param_groups:
             group["lr"] = lr_of(state["step"])
         logits, _ = model(x.to(ctx.device))
@@ -275,13 +237,19 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
             train_loss = all_reduce_mean(float(np.mean(losses)), ctx)
             losses = []
             if ctx.is_main:
-                val = evaluate_cache(unwrap(model), cache, val_idx, cfg) if len(val_idx) else {"accuracy": 0.0,
-                                                                                               "macro_f1": 0.0}
+                val = evaluate_waves(unwrap(model), val_waves, cache.labels[val_idx], cfg) if len(val_idx) else \
+                    {"accuracy": 0.0, "macro_f1": 0.0}
                 record = {"step": state["step"], "loss": round(train_loss, 4), "val_accuracy": val["accuracy"],
                           "val_macro_f1": val["macro_f1"], "lr": round(lr_of(state["step"] - 1), 6),
                           "elapsed_s": round(time.time() - t0, 1)}
-                if val["accuracy"] > state["best"]:
-                    state["best"], state["best_step"] = val["accuracy"], state["step"]
+                score = val["accuracy"]
+                if val_phone:
+                    phone = evaluate_waves(unwrap(model), val_phone, cache.labels[val_idx], cfg)
+                    record["val_telephone_accuracy"] = phone["accuracy"]
+                    score = (val["accuracy"] + phone["accuracy"]) / 2
+                record["val_score"] = round(score, 4)
+                if score > state["best"]:
+                    state["best"], state["best_step"] = score, state["step"]
                     export_weights(model, out / "best.safetensors")
                 save_checkpoint(out / "last", model, optimizer, state)
                 with (out / "log.jsonl").open("a") as fh:

@@ -21,3 +21,16 @@ def test_eval_audio_cli_prints_one_json_line(tmp_path, shared):
 def test_eval_audio_cli_bad_folder_is_one_error_line(tmp_path):
     out = CliRunner().invoke(app, ["eval", "audio", "--data", str(tmp_path / "missing"), "--json"])
     assert out.exit_code == 2 and "does not exist" in out.output
+
+
+def test_eval_audio_prior_option(tmp_path, shared):
+    actor = shared / "data" / "ravdess_speech" / "Actor_15"
+    for name in ("03-01-01-01-01-01-15", "03-01-05-02-01-01-15"):
+        (tmp_path / f"{name}.flac").symlink_to(actor / f"{name}.flac")
+    out = CliRunner().invoke(app, ["eval", "audio", "--data", str(tmp_path), "--json", "--backend", "torch",
+                                   "--prior", "balanced"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output.strip().splitlines()[-1])
+    assert result["prior"] == "balanced" and result["low_evidence"] == 0 and 0 <= result["ece"] <= 1
+    bad = CliRunner().invoke(app, ["eval", "audio", "--data", str(tmp_path), "--prior", "even"])
+    assert bad.exit_code == 2 and "prior must be one of" in bad.output

@@ -106,3 +106,45 @@ def test_window_bounds():
     assert window_bounds(150, 100, 25) == [(0, 100), (25, 125), (50, 150)]
     assert window_bounds(165, 100, 25) == [(0, 100), (25, 125), (50, 150), (65, 165)]  # tail >= hop/2
     assert window_bounds(160, 100, 25) == [(0, 100), (25, 125), (50, 150)]
+
+
+def test_telephone_band_is_detected_at_8_and_16_khz_and_silence_is_not(speech):
+    from affect_sdk.audio.augment import telephone
+    from affect_sdk.audio.features import bandwidth_hz, is_narrowband
+
+    windows = np.stack([speech[:32000], telephone(speech, 16000)[:32000], np.zeros(32000, np.float32)])
+    narrow = is_narrowband(log_mel(windows))
+    assert narrow.tolist() == [False, True, False]
+    assert [bandwidth_hz(n, 16000) for n in narrow] == [8000, 4000, 8000]
+    assert bandwidth_hz(False, 8000) == 4000 and bandwidth_hz(False, 11025) == 5512
+    assert bandwidth_hz(False, 48000) == 8000 and bandwidth_hz(True, 48000) == 4000
+
+
+def test_narrowband_windows_are_normalised_over_their_band_and_masked_above_it(speech):
+    from affect_sdk.audio.augment import telephone
+    from affect_sdk.audio.features import band_keep, normalize_level, window_features
+
+    phone = telephone(speech, 16000)[:32000]
+    plain, narrow = window_features(phone, FeatureConfig())
+    masked, _ = window_features(phone, FeatureConfig(narrowband_mask=True))
+    keep = band_keep(narrow, FeatureConfig())
+    assert narrow and 40 <= keep.sum() < 64 and keep[:keep.sum()].all()  # the low bands, up to 4 kHz
+    assert (masked[0, ~keep] == 0).all() and abs(masked[0, keep].mean()) < 1e-5  # mean 0 over the band it has
+    assert not np.allclose(plain, masked)
+    np.testing.assert_allclose(masked[0, keep], normalize_level(log_mel(phone)[keep]), atol=1e-5)
+    wide, _ = window_features(speech[:32000], FeatureConfig(narrowband_mask=True))  # wideband: as before
+    np.testing.assert_allclose(wide, model_input(speech[:32000]), atol=1e-6)
+
+
+def test_minimum_evidence_half_a_second_of_speech(speech):
+    from affect_sdk.audio.features import VadConfig, speech_seconds
+
+    blip = np.zeros(32000, np.float32)
+    blip[16000:16800] = speech[20000:20800]  # 50 ms of speech in 2 s of silence
+    assert speech_seconds(blip) <= 0.1 and not is_voiced(blip)
+    assert not is_voiced(speech[20000:20800])  # a 50 ms clip on its own
+    assert not is_voiced(speech[20000:24800])  # 0.3 s, even all of it speech
+    assert speech_seconds(speech[16000:48000]) > 0.5 and is_voiced(speech[16000:48000])
+    assert is_voiced(speech[20000:24800], VadConfig(min_speech_s=0.1))  # the threshold is a parameter
+    with pytest.raises(InputError):
+        VadConfig(min_speech_s=-1)

@@ -49,3 +49,32 @@ def test_header_only_wav_has_no_samples(analyzer, tmp_path):
     sf.write(tmp_path / "none.wav", np.zeros(0, np.int16), 16000)
     with pytest.raises(AffectError, match="no audio samples"):
         analyzer.analyze_file(tmp_path / "none.wav")
+
+
+def test_too_little_speech_is_marked_low_evidence(analyzer, speech_flac):
+    wave = load_audio(speech_flac)
+    blip = analyzer.classify_wave(wave[20000:20800])  # 50 ms
+    assert blip.low_evidence and blip.voiced_windows == 0
+    full = analyzer.classify_wave(wave)
+    assert not full.low_evidence and full.voiced_windows > 0 and full.bandwidth == 8000
+
+
+def test_voice_baseline_reads_the_resting_voice_as_neutral_and_clears(analyzer, shared):
+    actor = shared / "data" / "ravdess_speech" / "Actor_17"
+    angry = actor / "03-01-05-02-01-01-17.flac"
+    before = analyzer.classify_file(angry)
+    analyzer.set_baseline(angry)  # an absurd "rest": the speaker's anger becomes their baseline
+    assert analyzer.baseline is not None and analyzer.classify_file(angry).label == "neutral"
+    assert analyzer.stream().calibration.offset is analyzer.baseline  # new streams carry it
+    analyzer.clear_baseline()
+    assert analyzer.baseline is None
+    np.testing.assert_allclose(analyzer.classify_file(angry)[0], before[0], atol=1e-6)
+
+
+def test_prior_option_and_a_wrong_one(shared):
+    from affect_sdk.errors import InputError
+
+    balanced = SpeechAnalyzer(backend="torch", prior="balanced")
+    assert balanced.prior_mode == "balanced" and balanced.calibration.temperature > 0
+    with pytest.raises(InputError, match="prior must be one of"):
+        SpeechAnalyzer(backend="torch", prior="flat")

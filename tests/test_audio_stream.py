@@ -43,8 +43,10 @@ def test_results_are_stamped_at_window_centres_on_the_session_clock(speech):
     assert results[0].start == 100.0 and results[0].end == 101.0 and results[0].t == 100.5
     assert all(math.isclose(r.t, (r.start + r.end) / 2) for r in results)
     assert all(math.isclose(b.start - a.start, 0.25) for a, b in zip(results[:-2], results[1:-1]))
+    speaking = [r for r in results if 100.5 <= r.start <= 101.75]  # windows inside the sentence (1 s each)
     assert all(r.voiced and len(r.probs) == len(CLASSES) and math.isclose(sum(r.probs), 1, abs_tol=1e-5)
-               for r in results[1:-1])
+               for r in speaking)
+    assert all(r.probs is None for r in results if not r.voiced)
 
 
 @pytest.mark.parametrize("gain_db", [20.0, -20.0])
@@ -96,3 +98,49 @@ def test_bad_chunks_and_options_raise_input_errors(speech):
         SpeechStream(window_s=0)
     with pytest.raises(InputError):
         SpeechStream(input_rate=0)
+
+
+def test_a_50_ms_blip_gets_no_label(speech):
+    blip = speech[20000:20800]  # 50 ms of loud speech: once read as "anger 0.36"
+    results = offline(blip)
+    assert len(results) == 1 and results[0].probs is None and results[0].label is None and not results[0].voiced
+    padded = np.zeros(48000, np.float32)
+    padded[24000:24800] = blip
+    assert all(r.label is None and r.speech_s < 0.5 for r in offline(padded))
+
+
+def test_narrowband_input_is_resampled_and_flagged_not_silently_degraded(speech):
+    from affect_sdk.audio.augment import telephone
+
+    assert {r.bandwidth for r in offline(speech)} == {8000}
+    at8k = offline(soxr.resample(speech, 16000, 8000), input_rate=8000)
+    assert {r.bandwidth for r in at8k} == {4000} and all(r.narrowband for r in at8k)
+    assert {r.bandwidth for r in offline(telephone(speech, 16000))} == {4000}  # telephone band inside 16 kHz
+    at11k = offline(soxr.resample(speech, 16000, 11025), input_rate=11025)
+    assert {r.bandwidth for r in at11k} == {5512}
+    record = at8k[1].to_dict()
+    assert record["bandwidth"] == 4000 and record["speech_s"] > 0.5
+
+
+def test_chunked_equals_offline_for_bandwidth_and_evidence(speech):
+    wave = np.concatenate([speech, np.zeros(8000, np.float32), speech[:4000]])
+    whole = offline(wave)
+    stream, chunked = SpeechStream(backend="torch"), []
+    for i in range(0, len(wave), 1234):
+        chunked += stream.push(wave[i:i + 1234])
+    chunked += stream.flush()
+    assert [(r.bandwidth, r.speech_s, r.voiced) for r in chunked] == [(r.bandwidth, r.speech_s, r.voiced) for r in whole]
+
+
+def test_prior_and_personal_baseline_on_a_stream(speech):
+    plain, balanced = offline(speech), offline(speech, prior="balanced")
+    assert not np.allclose(probs(plain), probs(balanced))
+    stream = SpeechStream(backend="torch")
+    offset = stream.set_baseline(speech)  # this very voice taken as the speaker at rest
+    assert offset.shape == (len(CLASSES),) and abs(float(offset.mean())) < 1e-5
+    rest = stream.push(speech) + stream.flush()
+    assert np.mean(probs([r for r in rest if r.probs is not None]), axis=0).argmax() == CLASSES.index("neutral")
+    with pytest.raises(InputError, match="prior"):
+        SpeechStream(prior="uniform")
+    with pytest.raises(InputError, match="0.5 s of voiced speech"):
+        SpeechStream(backend="torch").set_baseline(np.zeros(32000, np.float32))

@@ -5,8 +5,7 @@ import numpy as np
 from safetensors.torch import load_file
 
 from affect_sdk.audio.nets import create_speech_cnn
-from affect_sdk.audio.train import (TrainConfig, add_noise_and_reverb, export_best, noise_colours, speech_span,
-                                    train, warp_crop)
+from affect_sdk.audio.train import TrainConfig, export_best, train
 
 
 def test_two_steps_write_checkpoint_log_and_weights(tmp_path, shared):
@@ -49,26 +48,42 @@ def test_labels_csv_speakers_with_names_train(tmp_path, shared):
     assert train(cfg)["step"] == 1  # speakers named 's1' and 's2' (once a crash: int('s1'))
 
 
-def test_mel_domain_augmentation_keeps_shape_and_finite_values():
+def test_fine_tuning_with_telephone_copies_masks_narrowband_crops(tmp_path, shared):
+    import dataclasses
+
     import torch
 
-    from affect_sdk.audio.features import log_mel
+    from affect_sdk.audio.augment import AugmentConfig
+    from affect_sdk.audio.data import build_cache
+    from affect_sdk.audio.features import band_keep, mel_basis
+    from affect_sdk.audio.augment import noise_colours
+    from affect_sdk.audio.train import channel_mels, initial_weights, training_batch
 
-    rng = np.random.default_rng(0)
-    wave = np.zeros(48000, np.float32)
-    wave[16000:32000] = rng.standard_normal(16000) * 0.1
-    db = torch.from_numpy(log_mel(wave))
-    start, end = speech_span(db)
-    assert 90 <= start <= 105 and 190 <= end <= 205  # the loud second, in 10 ms frames
-    cfg = TrainConfig(noise_p=1.0, reverb_p=1.0)
-    colours, dof = noise_colours(cfg.features)
-    crops = torch.stack([warp_crop(db, (start, end), 197, tempo, shift, rng)
-                         for tempo, shift in ((1.0, 0.0), (1.15, 1.5), (0.85, -2.0))])
-    assert crops.shape == (3, 64, 197)
-    assert any(torch.equal(crops[0], db[:, s:s + 197]) for s in range(db.shape[1] - 196))  # unwarped: a plain crop
-    noisy = add_noise_and_reverb(crops, cfg, colours, dof, rng)
-    assert noisy.shape == crops.shape and torch.isfinite(noisy).all()
-    assert (noisy >= crops - 1e-3).all()  # adding power never lowers a band
+    src = tmp_path / "data"
+    src.mkdir()
+    for actor in ("01", "15"):
+        for emotion in ("01", "05"):
+            name = f"03-01-{emotion}-01-01-01-{actor}.flac"
+            (src / name).symlink_to(shared / "data" / "ravdess_speech" / f"Actor_{actor}" / name)
+    cfg = TrainConfig(data=str(src), cache=str(tmp_path / "cache.npz"), out=str(tmp_path / "run"), steps=1,
+                      batch=4, eval_every=1, val_speakers=("15",), test_speakers=(), init="speech-cnn",
+                      init_member=1, select="clean+telephone", augment=AugmentConfig(telephone_p=1.0))
+    cfg.features = dataclasses.replace(cfg.features, narrowband_mask=True)
+    cache = build_cache(src, tmp_path / "cache.npz")
+    copies = channel_mels(cache, np.array([0, 1]), cfg, seed=0)
+    assert list(copies) == ["telephone"] and all(copies["telephone"][2].values())  # every copy is narrowband
+    colours, dof = noise_colours(mel_basis(cfg.features))
+    x = training_batch(np.array([0, 1, 1, 0]), copies, 197, cfg, colours, dof, np.random.default_rng(0))
+    above = ~band_keep(np.array(True), cfg.features)
+    assert x.shape == (4, 1, 64, 197) and (x[:, 0, above] == 0).all()  # masked as at inference
+    member = initial_weights("speech-cnn", 1)
+    assert not any(k.startswith("members.") for k in member)
+    state = train(cfg)  # warm start from member 1 of the shipped ensemble, one step, validated clean and by phone
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert state["step"] == 1 and {"val_accuracy", "val_telephone_accuracy", "val_score"} <= set(record)
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["preprocess"]["narrowband_mask"] is True
+    torch.testing.assert_close(initial_weights(str(tmp_path / "run" / "best.safetensors"))["features.0.weight"],
+                               load_file(str(tmp_path / "run" / "best.safetensors"))["features.0.weight"])
 
 
 def test_merged_members_load_as_an_ensemble(tmp_path):

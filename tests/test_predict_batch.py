@@ -134,3 +134,13 @@ def test_asking_for_a_missing_gpu_is_one_line_on_every_command(shared, speech_fl
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: Compute device 'cuda' was asked for, but this machine has no usable CUDA GPU."]
+
+
+def test_baseline_sound_file_calibrates_the_voice(shared, speech_flac):
+    rest = shared / "data" / "ravdess_speech" / "Actor_01" / "03-01-01-01-01-01-01.flac"  # actor 01, neutral
+    plain = list(analyze_files([speech_flac]))[-1]
+    rested = list(analyze_files([speech_flac], PredictOptions(baseline=rest)))[-1]
+    assert plain["kind"] == rested["kind"] == "speech_summary"
+    assert plain["baseline"] is False and rested["baseline"] is True and rested["probs"] != plain["probs"]
+    out = runner.invoke(app, ["predict", str(speech_flac), "--json", "--baseline", str(speech_flac.parent / "no.flac")])
+    assert out.exit_code == 2 and "does not exist" in out.output

@@ -97,3 +97,9 @@ def print_json_line(data: dict) -> None:
 PriorOption = Annotated[Optional[str], typer.Option("--prior", help="Face output prior: blend (the default: FER+'s "
                                                     "class frequencies half divided out), balanced (all of them) or "
                                                     "train (kept).")]
+
+# The speech output prior (affect eval audio): the same three modes, over the training speakers' class frequencies.
+SpeechPriorOption = Annotated[Optional[str], typer.Option("--prior", help="Speech output prior: train (the "
+                                                          "model's default: the training speakers' class "
+                                                          "frequencies kept), balanced (divided out) or blend "
+                                                          "(half).")]

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import PriorOption, console, err_console, eval_app, friendly, print_json_line
+from affect_sdk.cli.common import PriorOption, SpeechPriorOption, console, err_console, eval_app, friendly, print_json_line
 
 
 @eval_app.command("vision")
@@ -69,6 +69,7 @@ def eval_audio(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N utterances."),
     backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    prior: SpeechPriorOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (last stdout line) instead of tables."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -81,11 +82,12 @@ def eval_audio(
     with progress_bars(quiet) as bars:
         task = bars.add("utterances")
         result = evaluate_folder(data, model, speakers=wanted, limit=limit, backend=backend, device=device,
-                                 progress=lambda done, total: bars.set(task, completed=done, total=total))
+                                 prior=prior, progress=lambda done, total: bars.set(task, completed=done, total=total))
     if as_json:
         print_json_line(result)
         return
-    table = Table(title=f"{result['model']} on {result['data']} ({result['layout']}, {result['n']} utterances)")
+    table = Table(title=f"{result['model']} on {result['data']} ({result['layout']}, {result['n']} utterances, "
+                        f"prior {result['prior']})")
     for col in ("class", "n", "recall", "f1"):
         table.add_column(col)
     for name, recall in result["per_class"].items():

@@ -26,8 +26,9 @@ def predict(
     step: int = typer.Option(1, "--step", min=1, help="Videos: analyse every N-th frame."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Face detector score threshold."),
     prior: PriorOption = None,
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A video or image of the same person at "
-                                            "rest: their resting face then reads neutral (personal baseline)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="A video, image or sound file of the same "
+                                            "person at rest: their resting face and calm voice then read neutral "
+                                            "(personal baseline; a video's voice is used when it speaks)."),
     face_only: bool = typer.Option(False, "--face-only", help="Videos: faces only, the sound track is not fused."),
     track: str = typer.Option("largest", "--track", help="Videos: whom the fused stream follows: largest, all "
                               "(one per person) or a track id."),

@@ -1,4 +1,4 @@
-"""`affect train vision-teacher|vision-student|vision-calibration|audio`: the training recipes' command line."""
+"""`affect train vision-teacher|vision-student|vision-calibration|audio|audio-calibration`: the training recipes' command line."""
 from __future__ import annotations
 
 import json
@@ -131,6 +131,28 @@ def train_vision_calibration(
     print_json_line(fit_face_calibration(model, data, cache_dir=cache_dir))
 
 
+@train_app.command("audio-calibration")
+@friendly
+def train_audio_calibration(
+    model: str = typer.Option(..., "--model", help="Registered speech model or a training run folder."),
+    data: Path = typer.Option(Path("../shared/data/ravdess_speech"), "--data", help="Corpus folder."),
+    train_speakers: str = typer.Option(",".join(f"{a:02d}" for a in range(1, 15)), "--train-speakers",
+                                       help="Speakers whose labels give the class prior."),
+    val_speakers: str = typer.Option("15,16", "--val-speakers", help="Speakers the temperatures and the neutral "
+                                     "reference are fitted on (never the test speakers)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
+) -> None:
+    """Fit a speech model's class prior (training speakers), temperatures and neutral reference (validation
+    speakers). A run folder gets them in its model.json; for a registered model, copy them into the registry."""
+    from affect_sdk.audio.calibrate import fit_speech_calibration
+
+    def ids(text: str) -> list[str]:
+        return [s.strip() for s in text.split(",") if s.strip()]
+
+    print_json_line(fit_speech_calibration(model, data, train_speakers=ids(train_speakers),
+                                           val_speakers=ids(val_speakers), backend=backend))
+
+
 @train_app.command("audio")
 @friendly
 def train_audio(
@@ -146,20 +168,42 @@ def train_audio(
     batch: int = typer.Option(32, "--batch", min=2),
     lr: float = typer.Option(3e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
+    init: Optional[str] = typer.Option(None, "--init", help="Warm start (fine-tune) from a registered model, a run "
+                                       "folder or a .safetensors; an ensemble's member --init-member."),
+    init_member: int = typer.Option(0, "--init-member", min=0),
+    telephone_p: float = typer.Option(0.0, "--telephone-p", help="Share of crops from telephone-band copies "
+                                      "(8 kHz, 200-400 to 3000-3600 Hz, mostly mu-law)."),
+    opus_p: float = typer.Option(0.0, "--opus-p", help="Share of crops from Opus round trips (6-24 kbit/s)."),
+    mic_p: float = typer.Option(0.0, "--mic-p", help="Share of crops from poor-microphone copies (band limits, "
+                                "level -56..-6 dBFS against a noise floor, clipping)."),
+    narrowband_mask: Optional[bool] = typer.Option(None, "--narrowband-mask/--no-narrowband-mask", help="Mask the "
+                                                   "bands above 4 kHz of telephone-band windows [default: as the "
+                                                   "shipped model's registry entry]."),
+    select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, or "
+                               "clean+telephone (mean with telephone-band copies of the validation speakers)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the speech-emotion model (speaker-independent split); writes OUT/speech-cnn.safetensors."""
+    import dataclasses
+
+    from affect_sdk.audio.augment import AugmentConfig
     from affect_sdk.audio.train import TrainConfig, export_best, train
+    from affect_sdk.checks import probability
     from affect_sdk.progress import progress_bars
 
     def ids(text: str) -> tuple[str, ...]:
         return tuple(s.strip() for s in text.split(",") if s.strip())
 
+    augment = AugmentConfig(telephone_p=probability("telephone_p", telephone_p), opus_p=probability("opus_p", opus_p),
+                            mic_p=probability("mic_p", mic_p))
     cfg = TrainConfig(data=str(data), cache=str(cache or ""), out=str(out), val_speakers=ids(val_speakers),
                       test_speakers=ids(test_speakers), steps=steps, eval_every=eval_every, batch=batch, lr=lr,
-                      seed=seed, threads=threads, device=device)
+                      seed=seed, threads=threads, device=device, augment=augment, init=init or "",
+                      init_member=init_member, select=select)
+    if narrowband_mask is not None:
+        cfg.features = dataclasses.replace(cfg.features, narrowband_mask=narrowband_mask)
     with progress_bars(quiet) as bars:
         task = bars.add("steps", total=steps)
         state = train(cfg, progress=lambda step, total: bars.set(task, completed=step))
