@@ -70,11 +70,9 @@ def batch_files(inputs: Iterable[str | Path]) -> list[Path]:
 
 
 def content_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from affect_sdk.registry import file_sha256
+
+    return file_sha256(path)
 
 
 def models_sha256(options: PredictOptions, segment_s: float) -> str:

@@ -6,7 +6,8 @@ from typing import Any, Optional
 
 import typer
 
-from affect_sdk.cli.common import PriorOption, app, err_console, friendly, print_json_line
+from affect_sdk.cli.common import (BackendOption, DeviceOption, FaceOnlyOption, ModelOption, PriorOption,
+                                   StepOption, ThresholdOption, TrackOption, app, err_console, friendly, print_json_line)
 from affect_sdk.errors import InputError
 from affect_sdk.progress import progress_bars
 
@@ -28,15 +29,14 @@ def batch(
                                           "parts analysed in parallel, then stitched (inf: never cut)."),
     memory_mb: int = typer.Option(4096, "--worker-memory-mb", min=512, help="Address space each local worker "
                                   "may take; a file needing more is an error row."),
-    model: Optional[str] = typer.Option(None, "--model", help="Registered model (face or speech by file type)."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
-    step: int = typer.Option(1, "--step", min=1, help="Videos: analyse every N-th frame."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Face detector score threshold."),
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    step: StepOption = 1,
+    threshold: ThresholdOption = None,
     prior: PriorOption = None,
-    face_only: bool = typer.Option(False, "--face-only", help="Videos: faces only, the sound track is not fused."),
-    track: str = typer.Option("largest", "--track", help="Videos: whom the fused stream follows: largest, all "
-                              "(one per person) or a track id."),
+    face_only: FaceOnlyOption = False,
+    track: TrackOption = "largest",
     as_json: bool = typer.Option(False, "--json", help="Print the run's summary as one JSON object."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

@@ -93,6 +93,17 @@ def print_json_line(data: dict) -> None:
     typer.echo(json.dumps(data, allow_nan=False))
 
 
+# Options shared by the commands that analyse files (predict, batch): declared once, so they cannot drift apart.
+ModelOption = Annotated[Optional[str], typer.Option("--model", help="Registered model (face or speech by file type).")]
+BackendOption = Annotated[Optional[str], typer.Option("--backend", help="torch, onnxruntime or auto.")]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto.")]
+StepOption = Annotated[int, typer.Option("--step", min=1, help="Videos: analyse every N-th frame.")]
+ThresholdOption = Annotated[Optional[float], typer.Option("--threshold", help="Face detector score threshold.")]
+FaceOnlyOption = Annotated[bool, typer.Option("--face-only", help="Videos: faces only, the sound track is not "
+                                              "fused.")]
+TrackOption = Annotated[str, typer.Option("--track", help="Videos: whom the fused stream follows: largest, all (one "
+                                          "per person) or a track id.")]
+
 # The face output prior, one option for every command that runs the face model (live, predict, eval vision).
 PriorOption = Annotated[Optional[str], typer.Option("--prior", help="Face output prior: blend (the default: FER+'s "
                                                     "class frequencies half divided out), balanced (all of them) or "

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import typer
 from rich.console import Console
 
-from affect_sdk.cli.common import PriorOption, app, console, err_console, friendly, print_json_line
+from affect_sdk.cli.common import (BackendOption, DeviceOption, FaceOnlyOption, ModelOption, PriorOption,
+                                   StepOption, ThresholdOption, TrackOption, app, console, err_console, friendly,
+                                   print_json_line)
 from affect_sdk.errors import InputError
 from affect_sdk.progress import progress_bars
 
@@ -20,18 +22,17 @@ if TYPE_CHECKING:
 def predict(
     paths: list[Path] = typer.Argument(..., help="Images, videos, sound files, or folders (searched recursively)."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines; each file's summary comes last for it."),
-    model: Optional[str] = typer.Option(None, "--model", help="Registered model (face or speech by file type)."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
-    step: int = typer.Option(1, "--step", min=1, help="Videos: analyse every N-th frame."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Face detector score threshold."),
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    step: StepOption = 1,
+    threshold: ThresholdOption = None,
     prior: PriorOption = None,
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A video, image or sound file of the same "
                                             "person at rest: their resting face and calm voice then read neutral "
                                             "(personal baseline; a video's voice is used when it speaks)."),
-    face_only: bool = typer.Option(False, "--face-only", help="Videos: faces only, the sound track is not fused."),
-    track: str = typer.Option("largest", "--track", help="Videos: whom the fused stream follows: largest, all "
-                              "(one per person) or a track id."),
+    face_only: FaceOnlyOption = False,
+    track: TrackOption = "largest",
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write a table: one row per face per frame, "
                                        "speech window and fused result (columns: docs/records.md)."),
     parquet: Optional[Path] = typer.Option(None, "--parquet", help="The same table as Parquet (needs pyarrow)."),
