@@ -103,7 +103,7 @@ register(ModelSpec(
     name="face-student",
     task="face",
     weights="face-student.safetensors",
-    sha256="eb633750f35cfb4938a79c68caeb8f4d60a164e34767ca34dd14dfe46183140c",
+    sha256="2d3c256d8e5e9407287ad8317cea82498802bb5c79f57fc54ed11b98dfedd649",
     licence=FACE_LICENCE,
     # A ResNet student: on this 2-core CPU it trains ~3x faster than the depthwise MobileNetV2 (see the card)
     factory="affect_sdk.vision.nets:create_teacher",
@@ -111,12 +111,13 @@ register(ModelSpec(
     preprocess=FACE_PREPROCESS,
     card="face-student.md",
     onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="2cdd6fced75e0f48317c478185b39745a67bdad0c4cda9020274c406f73bd1de",
+    onnx_sha256="71a7ecd2c0331110d814503d8b1d73e9cc70032dc822ce89c1d283163c90a060",
     prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model face-student
-    temperature={"train": 0.7292, "blend": 0.6752, "balanced": 0.6378},
-    neutral_reference=(2.656, -1.0967, 0.8773, -1.3076, -2.3152, -1.7769, -0.8641, -0.5668),
+    temperature={"train": 0.7308, "blend": 0.6813, "balanced": 0.6281},
+    neutral_reference=(2.627, -1.0112, 0.8635, -1.3862, -2.0181, -2.1784, -0.6985, -0.5065),
     description="ResNet-style face student (8 classes + V/A, 0.081 GMAC), distilled with eq. 1-3 of Lee, Kim & "
-                "Lee 2023 from the ensemble {face-teacher, face-teacher-r64}; webcam-like augmentation; V/A "
+                "Lee 2023 from the ensemble {face-teacher, face-teacher-r64, face-mini-xception@0.25}; "
+                "webcam-like augmentation; V/A "
                 "trained on targets derived from FER+ vote distributions.",
 ))
 
