@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import PriorOption, SpeechPriorOption, console, err_console, eval_app, friendly, print_json_line
+from affect_sdk.cli.common import (BackendOption, DeviceOption, PriorOption, SpeechPriorOption, console, err_console,
+                                   eval_app, friendly, print_json_line)
 
 
 @eval_app.command("vision")
@@ -21,8 +22,8 @@ def eval_vision(
                                         "a training run folder (model.json + best.safetensors)."),
     reference: Optional[str] = typer.Option(None, "--reference", help="A second model (e.g. face-teacher) to "
                                             "compare V/A against (CCC) and report accuracy for."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    backend: BackendOption = None,
+    device: DeviceOption = None,
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N images."),
     prior: PriorOption = None,
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line (the full result)."),
@@ -67,8 +68,8 @@ def eval_audio(
     speakers: Optional[str] = typer.Option(None, "--speakers", help="Only these speakers, comma-separated "
                                            "(e.g. 17,18,19,20 for the RAVDESS test actors)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score only the first N utterances."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    backend: BackendOption = None,
+    device: DeviceOption = None,
     prior: SpeechPriorOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (last stdout line) instead of tables."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -107,8 +108,8 @@ def eval_fusion(
     frame_rate: float = typer.Option(5.0, "--frame-rate", help="Analysed video frames per second; 0 = all."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Fitted fusion weights JSON for rule 'fitted'."),
     clip: Optional[str] = typer.Option(None, "--clip", help="Clip file name for the V/A trajectory plot."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    backend: BackendOption = None,
+    device: DeviceOption = None,
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line (without the per-clip rows)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the per-clip lines stay)."),
 ) -> None:

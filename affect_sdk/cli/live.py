@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import PriorOption, app, console, err_console, friendly, print_json_line
+from affect_sdk.cli.common import DeviceOption, PriorOption, app, console, err_console, friendly, print_json_line
 
 
 def _has_display() -> bool:
@@ -103,7 +103,7 @@ def live(
                              "or entropy_weighted."),
     smoothing: float = typer.Option(0.3, "--smoothing", help="Smoothing time constant in seconds (0: off)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Inference backend: torch or onnxruntime."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    device: DeviceOption = None,
     prior: PriorOption = None,
     baseline_seconds: Optional[float] = typer.Option(None, "--baseline-seconds", help="Take the first S seconds "
                                                      "as the person at rest and calibrate the face to them."),

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import app, console, err_console, export_app, friendly, print_json_line
+from affect_sdk.cli.common import DeviceOption, app, console, err_console, export_app, friendly, print_json_line
 
 
 @export_app.command("onnx")
@@ -83,7 +83,7 @@ def serve(
     workers: int = typer.Option(2, "--workers", min=1, help="Analysis threads shared by all connections."),
     max_connections: int = typer.Option(8, "--max-connections", min=1, help="Clients served at once."),
     backend: Optional[str] = typer.Option(None, "--backend", help="Inference backend: torch or onnxruntime."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    device: DeviceOption = None,
 ) -> None:
     """Serve face + voice affect over a WebSocket (/v1/stream), with a browser client at /."""
     try:  # the serve code and its dependencies load only here: nothing else in affect-sdk needs them

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from affect_sdk.cli.common import friendly, print_json_line, train_app
+from affect_sdk.cli.common import BackendOption, DeviceOption, friendly, print_json_line, train_app
 
 
 def _vision_train_config(role: str, **options):
@@ -52,7 +52,6 @@ Arch = Annotated[str, typer.Option("--arch", help="Architecture kwargs as JSON, 
                                    "\"depths\": [2,2,2,2], \"stem_stride\": 1}' (resnet) or '{\"width\": 1.0, "
                                    "\"last_channels\": 1280}' (mobilenetv2).")]
 Seed = Annotated[int, typer.Option("--seed")]
-Device = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or auto.")]
 Threads = Annotated[int, typer.Option("--threads", help="CPU threads for torch (0: torch's default).")]
 CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", help="Where the FER+ uint8 cache goes.")]
 Precision = Annotated[str, typer.Option("--precision", help="fp32, or bf16 autocast (about 2x faster for the "
@@ -73,7 +72,7 @@ FERPLUS = Path("../shared/data/ferplus")
 def train_vision_teacher(
     data: Data = FERPLUS, out: Out = Path("runs/vision-teacher"), epochs: Epochs = 8, batch_size: BatchSize = 128,
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
-    seed: Seed = 0, device: Device = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
+    seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
     precision: Precision = "fp32", augment: Augment = "fer", init: Init = None, net: Net = "", limit: Limit = None,
     quiet: Quiet = False,
 ) -> None:
@@ -88,7 +87,9 @@ def train_vision_teacher(
 @friendly
 def train_vision_student(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher(s) to distil from, comma-separated "
-                                          "for an ensemble (logits and V/A averaged): each a run folder, a "
+                                          "for an ensemble, each optionally weighted as REF@W (log-probabilities "
+                                          "and V/A averaged; a member abstains on classes it never learned): a "
+                                          "run folder, a "
                                           "registered model (face-teacher), a TorchScript .pt, a torch.export "
                                           ".pt2, an .onnx or module:factory giving (logits [B,8], va [B,2]) "
                                           "for [B,1,H,W] pixels in 0..1 (module:factory imports and runs your own "
@@ -104,7 +105,7 @@ def train_vision_student(
                                     "mirrored images (else mirrored batches reuse the plain view's outputs)."),
     data: Data = FERPLUS, out: Out = Path("runs/vision-student"), epochs: Epochs = 8, batch_size: BatchSize = 128,
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
-    seed: Seed = 0, device: Device = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
+    seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
     precision: Precision = "fp32", augment: Augment = "fer", init: Init = None, net: Net = "", limit: Limit = None,
     quiet: Quiet = False,
 ) -> None:
@@ -140,7 +141,7 @@ def train_audio_calibration(
                                        help="Speakers whose labels give the class prior."),
     val_speakers: str = typer.Option("15,16", "--val-speakers", help="Speakers the temperatures and the neutral "
                                      "reference are fitted on (never the test speakers)."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="torch, onnxruntime or auto."),
+    backend: BackendOption = None,
 ) -> None:
     """Fit a speech model's class prior (training speakers), temperatures and neutral reference (validation
     speakers). A run folder gets them in its model.json; for a registered model, copy them into the registry."""
@@ -182,7 +183,7 @@ def train_audio(
     select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, or "
                                "clean+telephone (mean with telephone-band copies of the validation speakers)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    device: DeviceOption = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the speech-emotion model (speaker-independent split); writes OUT/speech-cnn.safetensors."""
