@@ -8,7 +8,6 @@ Threads and queues (one direction, as everywhere in affect-sdk):
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import threading
@@ -27,6 +26,7 @@ from affect_sdk.fusion.sync import SyncConfig
 from affect_sdk.fusion.tracks import TrackedFusion, parse_follow
 from affect_sdk.records import Recorder, check_jsonl_target, model_entry, open_jsonl, session_header, sync_options
 from affect_sdk.registry import default_model
+from affect_sdk.resting import RestingFace, RestingVoice, calibrate_face, calibrate_voice
 from affect_sdk.results import FaceAffect, FusedAffect, SpeechAffect
 from affect_sdk.session_stats import SessionStats  # noqa: F401  (re-exported)
 from affect_sdk.sources import (  # noqa: F401  (Frame, FrameSlot, demo_clip: re-exported for existing imports)
@@ -59,6 +59,8 @@ class Session:
     "refuse" (an existing non-empty file is an InputError), "append" or "overwrite". `on_record(dict)` gets every
     record as written to the JSONL (docs/records.md), header first; `async for fused in session` works too.
     `face_analyzer` / `speech_analyzer`: already loaded models to use (shared across sessions, or with a baseline).
+    `baseline_seconds=S`: the first S s are the person at rest, and the face is calibrated to them (announced in the
+    JSONL); `baseline_voice=True` calibrates the voice to them too (opt-in: on RAVDESS it lowered accuracy).
     """
 
     def __init__(self, camera: int | str | Path | None = 0, mic: str | int | Path | None = "default", *,
@@ -67,8 +69,9 @@ class Session:
                  on_warning: Callable[[str], Any] | None = None, sync: SyncConfig | None = None,
                  face_model: str | None = None, speech_model: str | None = None,
                  backend: str | None = None, device: str | None = None, detect_side: int | None = 320,
-                 prior: str | None = None, baseline_seconds: float | None = None, track: str | int = "largest",
-                 frames: Iterable | None = None, audio: Iterable | None = None, audio_rate: float = 16000.0,
+                 prior: str | None = None, baseline_seconds: float | None = None, baseline_voice: bool = False,
+                 track: str | int = "largest", frames: Iterable | None = None, audio: Iterable | None = None,
+                 audio_rate: float = 16000.0,
                  jsonl_mode: str = "refuse", on_record: Callable[[dict[str, Any]], Any] | None = None,
                  face_analyzer: Any = None, speech_analyzer: Any = None) -> None:
         if demo:
@@ -81,15 +84,19 @@ class Session:
         self.duration, self.fast = duration, fast
         if baseline_seconds is not None and not 0 < baseline_seconds < float("inf"):
             raise InputError(f"baseline_seconds must be a positive, finite number of seconds; got {baseline_seconds}.")
-        if baseline_seconds is not None and camera is None:
-            raise InputError("baseline_seconds needs the camera: a personal baseline is taken from the face.")
-        self.baseline_seconds = baseline_seconds
+        if baseline_voice and (baseline_seconds is None or mic is None):
+            raise InputError("baseline_voice needs baseline_seconds and the microphone: the voice's baseline is the "
+                             "first seconds of speech.")
+        if baseline_seconds is not None and camera is None and not baseline_voice:
+            raise InputError("baseline_seconds needs the camera (a personal baseline is taken from the face), or "
+                             "the voice baseline (baseline_voice=True, --baseline-voice) to calibrate the voice.")
+        self.baseline_seconds, self.baseline_voice = baseline_seconds, baseline_voice
         self.track = parse_follow(track)
         if jsonl is not None:
             check_jsonl_target(jsonl, jsonl_mode)  # refused before any device or model is opened
         self._tracker = FaceTracker()
         self.header: dict[str, Any] | None = None  # the session record, written first (affect_sdk.records)
-        self._resting_crops: list[np.ndarray] | None = [] if baseline_seconds else None
+        self._resting_face = RestingFace(baseline_seconds) if baseline_seconds and camera is not None else None
         self.on_result = on_result
         self._on_warning = on_warning
         self.sync = sync or SyncConfig()
@@ -137,7 +144,8 @@ class Session:
                                              "mic": None if mic is None else str(mic)},
                                   "options": {**sync_options(self.sync), "fast": fast, "duration": duration,
                                               "track": self.track, "prior": getattr(self._face, "prior_mode", None),
-                                              "baseline_seconds": baseline_seconds, "detect_side": detect_side}}
+                                              "baseline_seconds": baseline_seconds, "baseline_voice": baseline_voice,
+                                              "detect_side": detect_side}}
             self._recorder = Recorder(open_jsonl(jsonl, jsonl_mode) if jsonl is not None else None, on_record)
         except BaseException:
             self._release_sources()
@@ -187,8 +195,9 @@ class Session:
         # ahead of its frames (minutes), so each window goes in just before the first result that can use it
         self._unheard: deque[SpeechAffect] = deque()
         if self.baseline_seconds:
-            self._post(("note", f"baseline: the first {self.baseline_seconds:g} s are taken as the person at rest; "
-                                f"results until then are not calibrated to them"))
+            what = " and ".join(m for m, on in (("face", self._resting_face), ("voice", self.baseline_voice)) if on)
+            self._post(("note", f"baseline: the first {self.baseline_seconds:g} s are taken as the person at rest "
+                                f"({what}); results until then are not calibrated to them"))
         if self.camera is not None:
             self._spawn(self.camera.run, self.clock, self._stop, self.duration, self._warn, name="affect-camera")
             self._spawn(self._face_worker, name="affect-face")
@@ -270,8 +279,9 @@ class Session:
                     continue
                 faces, crops = self._face.analyze_with_crops(frame.image, frame.t)
                 faces = self._tracker.update(faces, frame.t)
-                if self._resting_crops is not None:
-                    self._collect_baseline(crops, frame.t)
+                if self._resting_face is not None and self._resting_face.collecting:
+                    resting = self._resting_face.add(crops, frame.t)
+                    self._report(calibrate_face(self._face, resting, self.baseline_seconds))
                 self._post(("faces", faces, frame))
         except AffectError as exc:
             self._warn(f"Face analysis stopped: {exc} Going on without video.")
@@ -281,22 +291,13 @@ class Session:
             self.stats.frames_dropped = slot.dropped
             self._post(("video-ended",))
 
-    def _collect_baseline(self, crops: list[np.ndarray], t: float) -> None:
-        """The first `baseline_seconds` of the largest face are the person at rest; then calibrate to them."""
-        if t < self.baseline_seconds:
-            if crops:
-                self._resting_crops.append(crops[0])
-            return
-        resting, self._resting_crops = self._resting_crops, None
-        if resting:
-            self._face.set_baseline(np.stack(resting))
-            self._post(("note", f"baseline set: the face of the first {self.baseline_seconds:g} s "
-                                f"({len(resting)} frames) now reads as this person at rest"))
-        else:
-            self._warn(f"Baseline not set: no face in the first {self.baseline_seconds:g} s.")
+    def _report(self, outcome: tuple[str, str] | None) -> None:
+        if outcome is not None:
+            self._warn(outcome[1]) if outcome[0] == "warning" else self._post(outcome)
 
     def _speech_worker(self) -> None:
         mic, offset = self.mic, None
+        resting = RestingVoice(self.baseline_seconds, mic.rate) if self.baseline_voice else None
         try:
             while True:
                 try:
@@ -308,16 +309,21 @@ class Session:
                 if item is _END or self._stop.is_set():  # stopped: leave a backlog unanalysed, end promptly
                     break
                 chunk, t = item
-                if offset is None:
-                    offset = t  # the speech stream counts from 0; results are shifted onto the session clock
+                if offset is None:  # the stream's results are stamped on the session clock from its first chunk
+                    offset = self._speech.t0 = t
+                if resting is not None and resting.collecting:  # set before this chunk's windows are read
+                    self._report(calibrate_voice(self._speech, resting.add(chunk), mic.rate))
                 results = self._speech.push(chunk)
                 # the stream's own clock, not the chunk's end: its resampler holds a few samples back, and every
                 # window ending before a frame must be out when that frame is fused (fast mode), or the frame's
                 # reading would depend on which thread ran first
                 watermark = offset + self._speech.samples_seen / self._speech.rate
-                self._post(("speech", [_shift(r, offset) for r in results], watermark, len(chunk) / mic.rate))
+                self._post(("speech", results, watermark, len(chunk) / mic.rate))
+            if resting is not None and resting.collecting and not self._stop.is_set():
+                # the audio ended within the resting seconds: calibrate to what there is
+                self._report(calibrate_voice(self._speech, resting.finish(), mic.rate))
             results = self._speech.flush() if offset is not None and not self._stop.is_set() else []
-            self._post(("speech", [_shift(r, offset) for r in results], float("inf"), 0.0))
+            self._post(("speech", results, float("inf"), 0.0))
         except AffectError as exc:
             self._warn(f"Speech analysis stopped: {exc} Going on without audio.")
         except Exception as exc:  # a bug: end the session and re-raise it from the iterator
@@ -451,8 +457,3 @@ class Session:
         t = self.clock.now() if self.fast is False else self._state.last_t
         self._recorder.add({"kind": "event", "t": None if t is None else round(t, 6), "message": message})
 
-
-def _shift(result: SpeechAffect, offset: float) -> SpeechAffect:
-    if not offset:
-        return result
-    return dataclasses.replace(result, t=result.t + offset, start=result.start + offset, end=result.end + offset)

@@ -53,3 +53,16 @@ def test_unknown_microphone_is_one_red_line(pulse_mic):
 def test_turning_everything_off_is_one_red_line():
     result = runner.invoke(app, ["live", "--no-audio", "--no-video"])
     assert result.exit_code == 2 and "leave nothing to analyse" in result.output
+
+
+def test_a_voice_baseline_from_the_first_seconds_is_announced_in_the_record(speech_flac, tmp_path):
+    out = tmp_path / "voice.jsonl"
+    result = runner.invoke(app, ["live", "--no-video", "--mic", str(speech_flac), "--fast", "--baseline-seconds",
+                                 "2", "--baseline-voice", "--jsonl", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["options"]["baseline_seconds"] == 2 and records[0]["options"]["baseline_voice"] is True
+    assert any(r["kind"] == "event" and r["message"].startswith("voice baseline set: the voice of the first 2 s")
+               for r in records)
+    refused = runner.invoke(app, ["live", "--no-video", "--mic", str(speech_flac), "--baseline-seconds", "2"])
+    assert refused.exit_code == 2 and "--baseline-voice" in refused.output and "Traceback" not in refused.output

@@ -107,6 +107,9 @@ def live(
     prior: PriorOption = None,
     baseline_seconds: Optional[float] = typer.Option(None, "--baseline-seconds", help="Take the first S seconds "
                                                      "as the person at rest and calibrate the face to them."),
+    baseline_voice: bool = typer.Option(False, "--baseline-voice", help="With --baseline-seconds: calibrate the "
+                                        "voice to those seconds too (opt-in: on RAVDESS actors it lowered "
+                                        "accuracy; see the speech-cnn card)."),
     as_json: bool = typer.Option(False, "--json", help="No live view; print the summary as one JSON object."),
 ) -> None:
     """Camera + microphone -> a live, fused affect stream (Ctrl-C stops it with a summary)."""
@@ -133,7 +136,7 @@ def live(
     session = Session(camera=None if no_video else (source or camera), mic=None if no_audio else (source or mic),
                       duration=duration, fast=fast, jsonl=jsonl, on_warning=warn, backend=backend, device=device,
                       sync=SyncConfig(rule=rule, smoothing_tau_s=smoothing or None), prior=prior,
-                      baseline_seconds=baseline_seconds, track=track,
+                      baseline_seconds=baseline_seconds, baseline_voice=baseline_voice, track=track,
                       jsonl_mode="append" if append else "overwrite" if overwrite else "refuse",
                       on_record=records.append if (csv or parquet) else None)
     show = console.is_terminal and not as_json
