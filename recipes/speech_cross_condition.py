@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -95,20 +96,23 @@ def cross_conditions(analyzer: SpeechAnalyzer, items: list[Utterance], condition
     return results
 
 
-def baseline_check(analyzer: SpeechAnalyzer, items: list[Utterance]) -> dict:
-    """Each actor's non-neutral-code utterances, without and with a baseline from their emotion-01 utterances."""
-    rows = {"without": ([], [], []), "with": ([], [], [])}
+def baseline_check(analyzer: SpeechAnalyzer, items: list[Utterance], scales: tuple[float, ...] = (1.0,)) -> dict:
+    """Each actor's non-neutral-code utterances, without and with a baseline from their emotion-01 utterances;
+    `scales` also tries the baseline's offset shrunk (x0.5: half of the correction), arms named "with x0.5"."""
+    arms = ["without"] + ["with" if scale == 1 else f"with x{scale:g}" for scale in scales]
+    rows = {arm: ([], [], []) for arm in arms}
     for speaker in sorted({speaker_key(u.speaker or "") for u in items}):
         own = [u for u in items if speaker_key(u.speaker or "") == speaker]
         rest = [u for u in own if u.path.stem.split("-")[2] == "01"]
-        scored = [u for u in own if u not in rest]
+        scored = [(u, load_audio(u.path)) for u in own if u not in rest]
         analyzer.clear_baseline()
-        for arm in ("without", "with"):
-            if arm == "with":
-                analyzer.set_baseline(np.concatenate([load_audio(u.path) for u in rest]))
-            for u in scored:
+        analyzer.set_baseline(np.concatenate([load_audio(u.path) for u in rest]))
+        full = analyzer.calibration
+        for arm, scale in zip(arms, (0.0,) + tuple(scales)):
+            analyzer.calibration = replace(full, offset=None if arm == "without" else full.offset * np.float32(scale))
+            for u, wave in scored:
                 rows[arm][0].append(CLASS_INDEX[u.label])
-                rows[arm][1].append(utterance_reading(analyzer, load_audio(u.path), MODEL_RATE)[0])
+                rows[arm][1].append(utterance_reading(analyzer, wave, MODEL_RATE)[0])
                 rows[arm][2].append(speaker)
     analyzer.clear_baseline()
     return {arm: report(*cols) for arm, cols in rows.items()}
@@ -147,6 +151,8 @@ def main() -> None:
     parser.add_argument("--prior", default=None, help="Output prior: train, blend or balanced.")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--baseline-check", action="store_true")
+    parser.add_argument("--baseline-scales", default="1", help="--baseline-check: offsets to try, as fractions of "
+                        "the full correction (e.g. 0.25,0.5,1).")
     parser.add_argument("--train-folds", type=int, default=0, help="Train K leave-actors-out fold models (hours).")
     parser.add_argument("--steps", type=int, default=4000, help="Training steps per fold (--train-folds).")
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the results.")
@@ -161,7 +167,8 @@ def main() -> None:
         result = {"model": args.model, "backend": analyzer.runner.backend, "prior": analyzer.prior_mode,
                   "speakers": args.speakers, "conditions": cross_conditions(analyzer, items, conditions)}
         if args.baseline_check:
-            result["baseline"] = baseline_check(analyzer, items)
+            scales = tuple(float(x) for x in args.baseline_scales.split(","))
+            result["baseline"] = baseline_check(analyzer, items, scales)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "conditions"} | {
