@@ -160,6 +160,23 @@ def _tail(out: str) -> str:
 
 # ---------------------------------------------------------------- the device call
 def run(args: argparse.Namespace) -> None:
+    """One try is most of a session's device time: whatever fails, what was trained so far still comes back."""
+    started = time.time()
+    try:
+        train_and_score(args)
+    except BaseException as exc:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {}
+        for best in sorted(Path(args.work).glob("teacher-s*/best.safetensors"))[:7]:
+            _half_copy(best, out / f"{best.parent.name}.safetensors")
+            meta[best.parent.name] = json.loads((best.parent / "model.json").read_text())
+        (out / "gpu_vision.json").write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}", "meta": meta,
+                                                         "seconds": round(time.time() - started)}, indent=2))
+        raise
+
+
+def train_and_score(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
@@ -170,6 +187,7 @@ def run(args: argparse.Namespace) -> None:
 
     started, out = time.time(), Path(args.out)
     work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)  # nothing of an earlier call may pass for this one's
     cache = work / "cache"
     unpack(Path(args.packed), cache)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -232,15 +250,19 @@ def _batch(images, size: int, device):
     return to_input(images, size, device)
 
 
-def _return_files(summary: dict, teachers: list[dict], students: list[dict], out: Path) -> None:
-    """At most 8 files come back: the teachers in fp16, the best KD and the best no-KD student, this summary."""
+def _half_copy(source: Path, target: Path) -> None:
+    """fp16 weights: a teacher's fp32 file is over the 16 MiB a returned file may have."""
     from safetensors.torch import load_file, save_file
 
+    weights = load_file(str(source))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(target))
+
+
+def _return_files(summary: dict, teachers: list[dict], students: list[dict], out: Path) -> None:
+    """At most 8 files come back: the teachers in fp16, the best KD and the best no-KD student, this summary."""
     out.mkdir(parents=True, exist_ok=True)
     for config in teachers:
-        weights = load_file(str(Path(config["out"]) / "best.safetensors"))
-        half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
-        save_file(half, str(out / f"{Path(config['out']).name}.safetensors"))
+        _half_copy(Path(config["out"]) / "best.safetensors", out / f"{Path(config['out']).name}.safetensors")
     for kd in (True, False):
         runs = [c for c in students if bool(c.get("teacher")) == kd]
         best = max(runs, key=lambda c: summary["runs"][Path(c["out"]).name]["valid"])
@@ -260,7 +282,8 @@ def adopt(returned: Path, out: Path) -> None:
         weights = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
         save_file(weights, str(run_dir / "best.safetensors"))
         (run_dir / "model.json").write_text(json.dumps(summary["meta"][path.stem], indent=2))
-        print(f"{run_dir}: valid {summary['runs'][path.stem]['valid']:.4f}")
+        valid = summary.get("runs", {}).get(path.stem, {}).get("valid")  # none after a failed call
+        print(f"{run_dir}: valid {valid if valid is None else round(valid, 4)}")
 
 
 def main() -> None:
