@@ -103,9 +103,9 @@ class Phase:
             shutil.rmtree(config["out"], ignore_errors=True)  # a restart begins afresh: the schedule changed
             Path(config["out"]).mkdir(parents=True)
             self.prepare(config)
-            log = open(Path(config["out"]) / "train.log", "w")
-            self.procs.append(subprocess.Popen([sys.executable, __file__, "one", json.dumps(config)], stdout=log,
-                                               stderr=subprocess.STDOUT, cwd=REPO))
+            with open(Path(config["out"]) / "train.log", "w") as log:  # the child keeps its own copy of the handle
+                self.procs.append(subprocess.Popen([sys.executable, __file__, "one", json.dumps(config)],
+                                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
 
     def first_epoch_seconds(self) -> float | None:
         """The slowest run's first epoch (None until every run has one, or once any run failed)."""
