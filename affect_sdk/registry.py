@@ -157,6 +157,23 @@ register(ModelSpec(
 ))
 
 register(ModelSpec(
+    name="face-teacher-r64-s2",
+    task="face",
+    weights="face-teacher-r64-s2.safetensors",  # fp16, as face-teacher-r64
+    sha256="61b975c0f2ba986aaf3640e821a7299ca0ccf35e090f985fbd79783ae8a41871",
+    licence=FACE_LICENCE,
+    factory="affect_sdk.vision.nets:create_teacher",
+    arch={"widths": [64, 128, 256, 512], "depths": [1, 1, 1, 1], "stem_stride": 2},
+    preprocess=FACE_PREPROCESS,
+    card="face-teacher.md",
+    prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model runs/s4/teacher-r64-s2
+    temperature={"train": 0.6683, "blend": 0.6424, "balanced": 0.6418},
+    neutral_reference=(2.2974, -1.7832, 0.2922, -2.0307, -3.052, -2.4049, -1.6254, -1.2396),
+    description="Third face teacher (face-teacher-r64's architecture, FER-style augmentation, seed 2, 40 epochs): "
+                "the strongest single face model here; a teacher-ensemble member, not a default.",
+))
+
+register(ModelSpec(
     name="face-mini-xception",
     task="face",
     weights="face-mini-xception.safetensors",
