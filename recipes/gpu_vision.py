@@ -191,6 +191,7 @@ def train_and_score(args: argparse.Namespace) -> None:
     cache = work / "cache"
     unpack(Path(args.packed), cache)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
     print(f"device {device} ({torch.cuda.get_device_name() if device == 'cuda' else 'no GPU'}); "
           f"unpacked in {time.time() - started:.0f} s", flush=True)
     common = dict(role="teacher", net="resnet", cache_dir=str(cache), device=device, threads=args.threads,
@@ -203,8 +204,8 @@ def train_and_score(args: argparse.Namespace) -> None:
     refs = ",".join(t["out"] for t in teachers)
 
     train_set = cached_ferplus("unused", "train", cache)  # the cache is there: the data path is not read
-    ensemble = load_teacher_ensemble(refs, torch.device(device))
-    cached = teacher_outputs(ensemble, train_set.images, args.teacher_input_size, torch.device(device), True)
+    ensemble = load_teacher_ensemble(refs, dev)
+    cached = teacher_outputs(ensemble, train_set.images, args.teacher_input_size, dev, True)
     student_arch = get_spec("face-student").arch
     students = []
     for kd in (True, False):
@@ -224,7 +225,6 @@ def train_and_score(args: argparse.Namespace) -> None:
     summary = {"device": device, "teacher_epochs": teacher_epochs, "student_epochs": student_epochs,
                "teacher_arch": TEACHER_ARCH, "student_arch": student_arch, "runs": {}}
     sets = {split: cached_ferplus("unused", split, cache) for split in ("valid", "test")}
-    dev = torch.device(device)
     for config in teachers + students:
         model, meta = load_run_model(Path(config["out"]), dev)
         row = {"seed": config["seed"], "augment": config["augment_preset"], "kd": bool(config.get("teacher")),
@@ -234,20 +234,12 @@ def train_and_score(args: argparse.Namespace) -> None:
             row[split] = float((probs.argmax(1) == faces.labels).mean())
         summary["runs"][Path(config["out"]).name] = row
     for split, faces in sets.items():
-        with torch.no_grad():
-            logits = np.concatenate([ensemble(_batch(faces.images[i:i + 512], args.teacher_input_size, dev))[0]
-                                     .float().cpu().numpy() for i in range(0, len(faces), 512)])
+        logits = teacher_outputs(ensemble, faces.images, args.teacher_input_size, dev, mirrors=False)[:, 0, :8]
         summary[f"ensemble_{split}"] = float((logits.argmax(1) == faces.labels).mean())
     _return_files(summary, teachers, students, out)
     summary["seconds"] = round(time.time() - started)
     (out / "gpu_vision.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2), flush=True)
-
-
-def _batch(images, size: int, device):
-    from affect_sdk.vision.data import to_input
-
-    return to_input(images, size, device)
 
 
 def _half_copy(source: Path, target: Path) -> None:
