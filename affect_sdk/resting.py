@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from affect_sdk.errors import InputError
+
 # A voice baseline keeps at most this much audio, so memory stays bounded whatever S is (a minute of calm speech is
 # far more than the half second of voiced speech a baseline needs).
 MAX_RESTING_VOICE_S = 60.0
+
+
+def check_baseline_options(seconds: float | None, voice: bool, camera: bool, mic: bool) -> None:
+    """InputError for a baseline the session cannot take: a bad length, or no source to take it from."""
+    if seconds is not None and not 0 < seconds < float("inf"):
+        raise InputError(f"baseline_seconds must be a positive, finite number of seconds; got {seconds}.")
+    if voice and (seconds is None or not mic):
+        raise InputError("baseline_voice needs baseline_seconds and the microphone: the voice's baseline is the "
+                         "first seconds of speech.")
+    if seconds is not None and not camera and not voice:
+        raise InputError("baseline_seconds needs the camera (a personal baseline is taken from the face), or "
+                         "the voice baseline (baseline_voice=True, --baseline-voice) to calibrate the voice.")
 
 
 class RestingFace:
@@ -77,8 +91,6 @@ def calibrate_face(face, resting: np.ndarray | None, seconds: float) -> Outcome:
 
 def calibrate_voice(stream, resting: np.ndarray | None, rate: float) -> Outcome:
     """Hand the resting samples (at `rate`) to a SpeechStream (None: still collecting, nothing to do)."""
-    from affect_sdk.errors import InputError
-
     if resting is None:
         return None
     try:

@@ -26,7 +26,7 @@ from affect_sdk.fusion.sync import SyncConfig
 from affect_sdk.fusion.tracks import TrackedFusion, parse_follow
 from affect_sdk.records import Recorder, check_jsonl_target, model_entry, open_jsonl, session_header, sync_options
 from affect_sdk.registry import default_model
-from affect_sdk.resting import RestingFace, RestingVoice, calibrate_face, calibrate_voice
+from affect_sdk.resting import RestingFace, RestingVoice, calibrate_face, calibrate_voice, check_baseline_options
 from affect_sdk.results import FaceAffect, FusedAffect, SpeechAffect
 from affect_sdk.session_stats import SessionStats  # noqa: F401  (re-exported)
 from affect_sdk.sources import (  # noqa: F401  (Frame, FrameSlot, demo_clip: re-exported for existing imports)
@@ -82,14 +82,7 @@ class Session:
             raise InputError("Both camera and microphone are turned off; keep at least one.")
         duration = duration_seconds("duration", duration)  # NaN or <= 0: InputError; inf: no limit
         self.duration, self.fast = duration, fast
-        if baseline_seconds is not None and not 0 < baseline_seconds < float("inf"):
-            raise InputError(f"baseline_seconds must be a positive, finite number of seconds; got {baseline_seconds}.")
-        if baseline_voice and (baseline_seconds is None or mic is None):
-            raise InputError("baseline_voice needs baseline_seconds and the microphone: the voice's baseline is the "
-                             "first seconds of speech.")
-        if baseline_seconds is not None and camera is None and not baseline_voice:
-            raise InputError("baseline_seconds needs the camera (a personal baseline is taken from the face), or "
-                             "the voice baseline (baseline_voice=True, --baseline-voice) to calibrate the voice.")
+        check_baseline_options(baseline_seconds, baseline_voice, camera is not None, mic is not None)
         self.baseline_seconds, self.baseline_voice = baseline_seconds, baseline_voice
         self.track = parse_follow(track)
         if jsonl is not None:

@@ -33,6 +33,21 @@ def test_two_steps_write_checkpoint_log_and_weights(tmp_path, shared):
     assert result["model"] == str(tmp_path / "run") and result["n"] == 6
 
 
+def test_refit_on_every_speaker_keeps_the_last_step(tmp_path, shared):
+    src = tmp_path / "data"
+    src.mkdir()
+    for actor in ("01", "15"):
+        for emotion in ("01", "05"):
+            name = f"03-01-{emotion}-01-01-01-{actor}.flac"
+            (src / name).symlink_to(shared / "data" / "ravdess_speech" / f"Actor_{actor}" / name)
+    cfg = TrainConfig(data=str(src), cache=str(tmp_path / "cache.npz"), out=str(tmp_path / "run"), steps=2,
+                      batch=4, eval_every=1, val_speakers=(), test_speakers=(), select="last")
+    state = train(cfg)
+    assert state["step"] == 2 and state["best_step"] == 2  # no validation to choose by: the final step is kept
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["val_score"] for r in records] == [1.0, 2.0]
+
+
 def test_labels_csv_speakers_with_names_train(tmp_path, shared):
     src = tmp_path / "data"
     src.mkdir()
