@@ -23,6 +23,13 @@ def check_baseline_options(seconds: float | None, voice: bool, camera: bool, mic
                          "the voice baseline (baseline_voice=True, --baseline-voice) to calibrate the voice.")
 
 
+def baseline_note(seconds: float, face: bool, voice: bool) -> str:
+    """The note a session records when it starts taking the person at rest."""
+    what = " and ".join(m for m, on in (("face", face), ("voice", voice)) if on)
+    return f"baseline: the first {seconds:g} s are taken as the person at rest ({what}); results until then are " \
+           "not calibrated to them"
+
+
 class RestingFace:
     """Collects the largest face's crop of each frame before `seconds`; `add` returns them all once a frame at or
     after `seconds` comes (an empty array: no face at rest), and None before that or after."""

@@ -26,7 +26,8 @@ from affect_sdk.fusion.sync import SyncConfig
 from affect_sdk.fusion.tracks import TrackedFusion, parse_follow
 from affect_sdk.records import Recorder, check_jsonl_target, model_entry, open_jsonl, session_header, sync_options
 from affect_sdk.registry import default_model
-from affect_sdk.resting import RestingFace, RestingVoice, calibrate_face, calibrate_voice, check_baseline_options
+from affect_sdk.resting import (RestingFace, RestingVoice, baseline_note, calibrate_face, calibrate_voice,
+                                check_baseline_options)
 from affect_sdk.results import FaceAffect, FusedAffect, SpeechAffect
 from affect_sdk.session_stats import SessionStats  # noqa: F401  (re-exported)
 from affect_sdk.sources import (  # noqa: F401  (Frame, FrameSlot, demo_clip: re-exported for existing imports)
@@ -37,6 +38,9 @@ from affect_sdk.vision.track import FaceTracker
 log = logging.getLogger("affect_sdk.session")
 
 THREAD_JOIN_S = 30.0  # close() waits this long for the workers; one model call takes well under a second
+# Fast mode: the voice is analysed at most this far ahead of the faces. Speech runs ~100x faster than the face
+# model, and everything it hears ahead waits in memory for its frames, so without a bound a long file would be held.
+FAST_AUDIO_LEAD_S = 30.0
 
 
 class Session:
@@ -188,9 +192,8 @@ class Session:
         # ahead of its frames (minutes), so each window goes in just before the first result that can use it
         self._unheard: deque[SpeechAffect] = deque()
         if self.baseline_seconds:
-            what = " and ".join(m for m, on in (("face", self._resting_face), ("voice", self.baseline_voice)) if on)
-            self._post(("note", f"baseline: the first {self.baseline_seconds:g} s are taken as the person at rest "
-                                f"({what}); results until then are not calibrated to them"))
+            self._post(("note", baseline_note(self.baseline_seconds, self._resting_face is not None,
+                                              self.baseline_voice)))
         if self.camera is not None:
             self._spawn(self.camera.run, self.clock, self._stop, self.duration, self._warn, name="affect-camera")
             self._spawn(self._face_worker, name="affect-face")
@@ -312,6 +315,9 @@ class Session:
                 # reading would depend on which thread ran first
                 watermark = offset + self._speech.samples_seen / self._speech.rate
                 self._post(("speech", results, watermark, len(chunk) / mic.rate))
+                while self.fast and not (self._video_done or self._stop.is_set()) and \
+                        watermark - max(self._video_watermark, 0.0) > FAST_AUDIO_LEAD_S:
+                    time.sleep(0.01)  # the frames catch up (or end)
             if resting is not None and resting.collecting and not self._stop.is_set():
                 # the audio ended within the resting seconds: calibrate to what there is
                 self._report(calibrate_voice(self._speech, resting.finish(), mic.rate))
@@ -356,11 +362,8 @@ class Session:
         return self.summary()
 
     def summary(self) -> dict[str, Any]:
-        out = self.stats.summary()
-        out["warnings"] = list(self.warnings)
-        if self.jsonl is not None:
-            out["jsonl"] = str(self.jsonl)
-        return out
+        out = {**self.stats.summary(), "warnings": list(self.warnings)}
+        return out | ({"jsonl": str(self.jsonl)} if self.jsonl is not None else {})
 
     def _handle(self, event: tuple) -> Iterator[FusedAffect]:
         kind = event[0]

@@ -200,8 +200,8 @@ def test_a_file_read_fast_fuses_its_voice_all_along_however_far_ahead_the_audio_
 
     def frames_after_the_audio():
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (session.latest_speech is None or session.latest_speech.end < 38):
-            time.sleep(0.05)  # the whole sound track is analysed before the first frame comes
+        while time.monotonic() < deadline and (session.latest_speech is None or session.latest_speech.end < 25):
+            time.sleep(0.05)  # 25 s of sound are analysed before the first frame comes
         for i in range(int(len(wave) / 16000 * 2)):  # 2 fps of an empty room
             yield i / 2, np.zeros((120, 160, 3), np.uint8)
 
@@ -211,3 +211,28 @@ def test_a_file_read_fast_fuses_its_voice_all_along_however_far_ahead_the_audio_
     assert session.latest_speech.end >= 38
     spans = {int(f.t // 10) for f in fused if "speech" in f.sources}
     assert {0, 1, 2, 3} <= spans
+
+
+def test_a_file_read_fast_keeps_the_voice_a_bounded_lead_ahead_of_the_faces(speech_flac):
+    """Speech is analysed far faster than faces: in fast mode it may run FAST_AUDIO_LEAD_S ahead, no further, so
+    what waits in memory for its frames is bounded however long the file."""
+    from affect_sdk.audio.features import load_audio
+    from affect_sdk.session import FAST_AUDIO_LEAD_S
+
+    wave = np.tile(load_audio(speech_flac), 24)  # about 80 s: unbounded, all of it is heard before frame 1
+    chunks = ((i / 16000, wave[i:i + 16000]) for i in range(0, len(wave), 16000))
+    leads = []
+
+    def slow_frames():
+        time.sleep(3.0)  # far longer than the whole sound track takes to analyse
+        for i in range(int(len(wave) / 16000 * 2)):  # 2 fps of an empty room
+            if session.latest_speech is not None:
+                leads.append(session.latest_speech.end - i / 2)
+            yield i / 2, np.zeros((120, 160, 3), np.uint8)
+
+    fused = []
+    session = Session(frames=slow_frames(), audio=chunks, fast=True, on_result=fused.append)
+    session.run()
+    assert session.latest_speech.end > 75  # everything was still heard
+    assert FAST_AUDIO_LEAD_S - 5 < max(leads) <= FAST_AUDIO_LEAD_S + 2.5  # the lead reached its bound, not beyond
+    assert {int(f.t // 10) for f in fused if "speech" in f.sources} >= set(range(8))

@@ -216,4 +216,5 @@ def train_audio(
         return
     path, sha256 = export_best(cfg)
     print_json_line({"weights": str(path), "sha256": sha256, "best_step": state["best_step"],
-                     "val_accuracy": state["best"], "steps": state["step"]})
+                     "val_score": None if select == "last" else state["best"], "select": select,
+                     "steps": state["step"]})
