@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ INPUT_NAME = "input"
 OUTPUT_NAMES = ("logits", "va")
 MODEL_NAME_KEY = "affect_sdk.model"
 TOLERANCE = 1e-4  # max abs difference torch vs onnxruntime on logits and V/A (float32 on CPU gives ~1e-6)
+FERPLUS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ferplus"  # int8 calibration faces
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class ExportedModel:
     sha256: str
     source_sha256: str
     max_abs_diff: float  # torch vs onnxruntime on the export's check input
+    quantization: str | None = None  # how an int8 twin was made (affect_sdk.quantize)
+    agreement: float | None = None  # int8: share of FER+ Valid check crops with torch's top class
 
 
 def exportable_models() -> list[ModelSpec]:
@@ -131,18 +135,39 @@ def source_sha256(path: Path) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == SOURCE_SHA_KEY), None)
 
 
-def export_model(name: str, out_dir: Path) -> ExportedModel:
-    """Export a registered torch model's verified weights to out_dir/<name>.onnx and check it against torch."""
+def export_model(name: str, out_dir: Path, data: str | Path | None = None) -> ExportedModel:
+    """Export a registered torch model's verified weights to out_dir/<name>.onnx and check it against torch.
+
+    A model registered with `onnx_int8` gets an int8 twin, calibrated on FER+ Train crops from `data` (default:
+    ../shared/data/ferplus beside the checkout) and checked on FER+ Valid crops (affect_sdk.quantize)."""
     spec = get_spec(name)
     if spec.factory is None:
         raise InputError(f"Model {name!r} is not a torch model (it ships as {spec.weights}); nothing to export.")
     module = create_model(name, device="cpu")
     shape = example_shape(spec)
     example = torch.from_numpy(np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32))
-    path = export_module(module, example, Path(out_dir) / f"{name}.onnx", dynamic=dynamic_axes(spec),
-                         metadata={MODEL_NAME_KEY: name, SOURCE_SHA_KEY: spec.sha256})
-    check = np.random.default_rng(1).standard_normal((3, *shape)).astype(np.float32)  # another batch size
-    diff = max_abs_diff(module, path, check)
-    if not diff <= TOLERANCE:
-        raise ModelError(f"ONNX export {path} differs from the torch model by {diff:.3g} (> {TOLERANCE}).")
-    return ExportedModel(name, path, file_sha256(path), spec.sha256, diff)
+    target = Path(out_dir) / f"{name}.onnx"
+    metadata = {MODEL_NAME_KEY: name, SOURCE_SHA_KEY: spec.sha256}
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / target.name if spec.onnx_int8 else target
+        path = export_module(module, example, fp32, dynamic=dynamic_axes(spec), metadata=metadata)
+        check = np.random.default_rng(1).standard_normal((3, *shape)).astype(np.float32)  # another batch size
+        diff = max_abs_diff(module, path, check)
+        if not diff <= TOLERANCE:
+            raise ModelError(f"ONNX export {path} differs from the torch model by {diff:.3g} (> {TOLERANCE}).")
+        if not spec.onnx_int8:
+            return ExportedModel(name, path, file_sha256(path), spec.sha256, diff)
+        from affect_sdk.quantize import (CALIBRATION_CROPS, CHECK_CROPS, INT8_MIN_AGREEMENT, QUANTIZATION,
+                                         face_crops, int8_agreement, quantize_int8)
+
+        data = data or FERPLUS
+        calibration = face_crops(spec, data, "train", CALIBRATION_CROPS)
+        check = face_crops(spec, data, "valid", CHECK_CROPS)
+        with _quiet_exporter():
+            path = quantize_int8(fp32, target, calibration, metadata)
+    agreement, diff = int8_agreement(OnnxRunner(str(path))(check), TorchRunner(module, torch.device("cpu"))(check))
+    if agreement < INT8_MIN_AGREEMENT:
+        path.unlink(missing_ok=True)
+        raise ModelError(f"The int8 twin of {name!r} keeps torch's top class on only {agreement:.1%} of "
+                         f"{len(check)} FER+ Valid faces (< {INT8_MIN_AGREEMENT:.0%}); not written.")
+    return ExportedModel(name, path, file_sha256(path), spec.sha256, diff, QUANTIZATION, agreement)

@@ -33,6 +33,7 @@ class ModelSpec:
     description: str = ""
     onnx: str | None = None  # exported ONNX twin of the torch weights (affect export onnx), inside WEIGHTS_DIR
     onnx_sha256: str | None = None
+    onnx_int8: bool = False  # the twin is quantized to int8 on FER+ crops (affect_sdk.quantize; face models only)
     # output calibration (affect_sdk.vision.calibrate; `affect train vision-calibration|audio-calibration` fit them)
     prior: tuple[float, ...] | None = None  # training class prior, CLASSES order (face: mean FER+ Train soft label)
     prior_mode: str = "blend"  # default output prior: "train", "blend" or "balanced" (vision/calibrate.py)
@@ -110,8 +111,9 @@ register(ModelSpec(
     arch={"widths": [48, 96, 192, 384], "depths": [1, 1, 1, 1], "stem_stride": 2},
     preprocess=FACE_PREPROCESS,
     card="face-student.md",
-    onnx="face-student.onnx",  # affect export onnx --out affect_sdk/weights
-    onnx_sha256="71a7ecd2c0331110d814503d8b1d73e9cc70032dc822ce89c1d283163c90a060",
+    onnx="face-student.onnx",  # affect export onnx --model face-student --out affect_sdk/weights
+    onnx_int8=True,  # ~3x faster than its float32 twin, same top class on 99+ % of FER+ Valid faces (card)
+    onnx_sha256="6597478dec36ad1f29f1689d122fd1e852b515aed8803ad3ec6576764b6a109a",
     prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model face-student
     temperature={"train": 0.7308, "blend": 0.6813, "balanced": 0.6281},
     neutral_reference=(2.627, -1.0112, 0.8635, -1.3862, -2.0181, -2.1784, -0.6985, -0.5065),

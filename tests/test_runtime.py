@@ -21,8 +21,9 @@ def test_onnxruntime_is_the_default_and_torch_runs_on_request():
     assert (fast.backend, slow.backend) == ("onnxruntime", "torch")
     assert fast.session.get_session_options().intra_op_num_threads == 1
     assert create_runner(FACE, threads=2).session.get_session_options().intra_op_num_threads == 2
+    tolerance = 1.0 if get_spec(FACE).onnx_int8 else 1e-4  # an int8 twin rounds (tests/test_export.py checks it)
     for a, b in zip(fast(x), slow(x)):
-        assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
+        assert a.shape == b.shape and np.abs(a - b).max() < tolerance
 
 
 def test_unknown_backend_is_one_clear_error():

@@ -16,23 +16,29 @@ def export_onnx(
     out: Path = typer.Option(..., "--out", help="Folder for <model>.onnx (affect_sdk/weights to ship them)."),
     model: Optional[list[str]] = typer.Option(None, "--model", help="A registered model (repeatable); "
                                               "default: every registered torch model."),
+    data: Optional[Path] = typer.Option(None, "--data", help="FER+ folder for the int8 twins' calibration and "
+                                        "check faces [default: ../shared/data/ferplus beside the checkout]."),
 ) -> None:
-    """Export shipped models to ONNX with a dynamic batch, each checked against its torch model."""
+    """Export shipped models to ONNX with a dynamic batch, each checked against its torch model (int8 twins: on
+    FER+ Valid faces)."""
     from affect_sdk.export import TOLERANCE, export_model, exportable_models
 
     names = model or [spec.name for spec in exportable_models()]
     if not names:
         err_console.print("no torch models are registered; nothing to export.")
         raise typer.Exit(2)
-    table = Table(title=f"ONNX export (torch vs onnxruntime max abs diff must be <= {TOLERANCE:g})")
-    for col in ("model", "file", "sha256", "max abs diff"):
+    table = Table(title=f"ONNX export (torch vs onnxruntime: float32 max abs diff <= {TOLERANCE:g}; int8 twins: "
+                        "the same top class on >= 98 % of FER+ Valid faces)")
+    for col in ("model", "file", "sha256", "max abs diff", "int8: same top class"):
         table.add_column(col, overflow="fold")
     rows = []
     for name in names:
-        done = export_model(name, out)
-        table.add_row(name, str(done.path), done.sha256, f"{done.max_abs_diff:.2g}")
+        done = export_model(name, out, data)
+        agreement = "" if done.agreement is None else f"{done.agreement:.2%}"
+        table.add_row(name, str(done.path), done.sha256, f"{done.max_abs_diff:.2g}", agreement)
         rows.append({"model": name, "onnx": done.path.name, "path": str(done.path), "onnx_sha256": done.sha256,
-                     "source_sha256": done.source_sha256, "max_abs_diff": done.max_abs_diff})
+                     "source_sha256": done.source_sha256, "max_abs_diff": done.max_abs_diff,
+                     "quantization": done.quantization, "agreement": done.agreement})
     err_console.print(table)
     err_console.print("Ship a file by setting its ModelSpec's onnx=<file> and onnx_sha256=<sha256> "
                       "in affect_sdk/registry.py.", highlight=False)
