@@ -52,3 +52,35 @@ def test_replaced_weights_fail_their_checksum(tmp_path, monkeypatch):
     register(replace(spec, name="face-student-tampered", weights=str(copy)))
     with pytest.raises(ModelError, match="sha256"):
         create_model("face-student-tampered")
+
+
+def test_a_deepened_resnet_computes_what_the_shallow_one_did_until_it_trains(tmp_path):
+    import json
+
+    import pytest
+    import torch
+    from safetensors.torch import save_file
+
+    from affect_sdk.errors import InputError
+    from affect_sdk.vision.train import warm_start
+
+    arch = {"widths": [8, 16, 32, 64], "stem_stride": 2}
+    torch.manual_seed(0)
+    shallow = create_teacher(depths=[1, 1, 1, 1], **arch)
+    for m in shallow.modules():  # trained-looking BatchNorm statistics, so the check means something
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0), m.weight.data.uniform_(0.5, 1.5)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_file(shallow.state_dict(), str(run / "best.safetensors"))
+    (run / "model.json").write_text(json.dumps({"arch": {**arch, "depths": [1, 1, 1, 1]}}))
+    deep = create_teacher(depths=[2, 2, 2, 1], **arch)
+    said = warm_start(deep, str(run))
+    assert "deepened from blocks per stage [1, 1, 1, 1]: 3 identity blocks added (features.2, features.4, " \
+           "features.6)" in said
+    x = torch.rand(3, 1, 48, 48)
+    with torch.no_grad():
+        for a, b in zip(shallow.eval()(x), deep.eval()(x)):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(InputError, match="does not fit this architecture: cannot deepen"):
+        warm_start(create_teacher(depths=[1, 1, 1, 0], **arch), str(run))  # fewer blocks: nothing to map onto

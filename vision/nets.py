@@ -60,6 +60,7 @@ class Teacher(nn.Module):
                  stem_stride: int = 1, dropout: float = 0.3) -> None:
         super().__init__()
         layers: list[nn.Module] = [_conv_bn(1, widths[0], 3, stem_stride)]
+        self.depths = tuple(depths)
         cin = widths[0]
         for i, (w, d) in enumerate(zip(widths, depths)):
             for j in range(d):
@@ -71,6 +72,37 @@ class Teacher(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.pool(self.features(_gray_normalised(x))).flatten(1))
+
+
+def deepen_teacher(model: Teacher, state: dict[str, torch.Tensor], depths: tuple[int, ...]) -> list[str]:
+    """Load the weights of a shallower ResNet of the same widths (its blocks per stage: `depths`) into `model`, so
+    that `model` computes exactly what it did (Net2Net-style deepening, Chen et al. 2016).
+
+    Each stage's first blocks are the source's; a block added after them starts as an identity: its last BatchNorm
+    scale is zero, so it adds nothing to its input, which is already non-negative (after a ReLU). Training then
+    grows the new blocks from there. Returns the names of the blocks that were added."""
+    target = list(model.depths)
+    if len(depths) != len(target) or any(s > t for s, t in zip(depths, target)):
+        raise ValueError(f"cannot deepen blocks per stage {list(depths)} into {target}")
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not key.startswith("features.") or key.split(".")[1] == "0":  # the stem and the heads keep their names
+            mapped[key] = value
+            continue
+        index, rest = int(key.split(".")[1]) - 1, key.split(".", 2)[2]
+        stage = next(i for i in range(len(depths)) if index < sum(depths[:i + 1]))
+        block = index - sum(depths[:stage])
+        mapped[f"features.{1 + sum(target[:stage]) + block}.{rest}"] = value
+    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    if unexpected:
+        raise ValueError(f"weights that fit no block: {unexpected[:3]}")
+    added = sorted({".".join(k.split(".")[:2]) for k in missing}, key=lambda name: int(name.split(".")[1]))
+    for name in added:
+        block = model.get_submodule(name)
+        if not isinstance(block, BasicBlock) or not isinstance(block.skip, nn.Identity):
+            raise ValueError(f"{name} is not an identity-shaped block; only blocks after a stage's first are added")
+        nn.init.zeros_(block.body[1][1].weight)
+    return added
 
 
 # ---------------------------------------------------------------- student

@@ -91,23 +91,38 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- teachers
-def warm_start(model: torch.nn.Module, ref: str) -> None:
-    """Load the weights of a run dir, a registered model or a .safetensors file into `model` (same architecture)."""
+def warm_start(model: torch.nn.Module, ref: str) -> str:
+    """Load the weights of a run dir, a registered model or a .safetensors file into `model`: the same
+    architecture, or a ResNet of the same widths with fewer blocks per stage (deepened: vision.nets.deepen_teacher).
+    Returns how it was loaded, for the log."""
     from safetensors.torch import load_file
 
-    from affect_sdk.registry import _REGISTRY, verified_path
+    from affect_sdk.registry import _REGISTRY, get_spec, verified_path
+    from affect_sdk.vision.nets import Teacher, deepen_teacher
 
-    path = Path(ref)
+    path, arch = Path(ref), {}
     if path.is_dir():
-        path = path / "best.safetensors"
+        path, meta = path / "best.safetensors", path / "model.json"
+        arch = json.loads(meta.read_text()).get("arch", {}) if meta.is_file() else {}
     elif ref in _REGISTRY:
-        path = verified_path(ref)
+        path, arch = verified_path(ref), get_spec(ref).arch
     if not path.is_file():
         raise InputError(f"--init {ref}: no such run folder, registered model or .safetensors file.")
+    state = load_file(str(path))
     try:
-        model.load_state_dict(load_file(str(path)))
+        model.load_state_dict(state)
+        return f"warm start from {ref}"
     except RuntimeError as exc:
-        raise InputError(f"--init {ref} does not fit this architecture: {str(exc).splitlines()[0]}") from None
+        reason = str(exc).splitlines()[0]
+    depths = tuple(arch.get("depths", ()))
+    if isinstance(model, Teacher) and depths and depths != model.depths:
+        try:
+            added = deepen_teacher(model, state, depths)
+            return f"warm start from {ref}, deepened from blocks per stage {list(depths)}: {len(added)} identity " \
+                   f"blocks added ({', '.join(added)})"
+        except (ValueError, RuntimeError) as exc:
+            reason = str(exc).splitlines()[0]
+    raise InputError(f"--init {ref} does not fit this architecture: {reason}")
 
 
 @torch.no_grad()
@@ -186,7 +201,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"Unknown precision {cfg.precision!r}; expected 'fp32' or 'bf16'.")
     augment = cfg.resolved_augment
     if cfg.init and not (out / "last" / "state.json").is_file():
-        warm_start(model, cfg.init)
+        _log(ctx, warm_start(model, cfg.init))
     meta = {"factory": cfg.factory, "arch": arch, "input_size": cfg.input_size, "role": cfg.role,
             "va_targets": "derived from FER+ vote distributions via affect_sdk.labels.CLASS_VA"
             if train_set.va_derived else "dataset labels"}
