@@ -8,13 +8,19 @@ from affect_sdk.audio.nets import create_speech_cnn
 from affect_sdk.audio.train import TrainConfig, export_best, train
 
 
-def test_two_steps_write_checkpoint_log_and_weights(tmp_path, shared):
+def ravdess_subset(tmp_path, shared, emotions: tuple[str, ...]):
+    """A folder of RAVDESS files (actors 01 and 15, statement 1, the given emotion codes), linked, not copied."""
     src = tmp_path / "data"
     src.mkdir()
     for actor in ("01", "15"):
-        for emotion in ("01", "05", "03"):
+        for emotion in emotions:
             name = f"03-01-{emotion}-01-01-01-{actor}.flac"
             (src / name).symlink_to(shared / "data" / "ravdess_speech" / f"Actor_{actor}" / name)
+    return src
+
+
+def test_two_steps_write_checkpoint_log_and_weights(tmp_path, shared):
+    src = ravdess_subset(tmp_path, shared, ("01", "05", "03"))
     cfg = TrainConfig(data=str(src), cache=str(tmp_path / "cache.npz"), out=str(tmp_path / "run"), steps=2,
                       batch=4, eval_every=2, val_speakers=("15",), test_speakers=())
     state = train(cfg)
@@ -34,12 +40,7 @@ def test_two_steps_write_checkpoint_log_and_weights(tmp_path, shared):
 
 
 def test_refit_on_every_speaker_keeps_the_last_step(tmp_path, shared):
-    src = tmp_path / "data"
-    src.mkdir()
-    for actor in ("01", "15"):
-        for emotion in ("01", "05"):
-            name = f"03-01-{emotion}-01-01-01-{actor}.flac"
-            (src / name).symlink_to(shared / "data" / "ravdess_speech" / f"Actor_{actor}" / name)
+    src = ravdess_subset(tmp_path, shared, ("01", "05"))
     cfg = TrainConfig(data=str(src), cache=str(tmp_path / "cache.npz"), out=str(tmp_path / "run"), steps=2,
                       batch=4, eval_every=1, val_speakers=(), test_speakers=(), select="last")
     state = train(cfg)
@@ -74,12 +75,7 @@ def test_fine_tuning_with_telephone_copies_masks_narrowband_crops(tmp_path, shar
     from affect_sdk.audio.augment import noise_colours
     from affect_sdk.audio.train import channel_mels, initial_weights, training_batch
 
-    src = tmp_path / "data"
-    src.mkdir()
-    for actor in ("01", "15"):
-        for emotion in ("01", "05"):
-            name = f"03-01-{emotion}-01-01-01-{actor}.flac"
-            (src / name).symlink_to(shared / "data" / "ravdess_speech" / f"Actor_{actor}" / name)
+    src = ravdess_subset(tmp_path, shared, ("01", "05"))
     cfg = TrainConfig(data=str(src), cache=str(tmp_path / "cache.npz"), out=str(tmp_path / "run"), steps=1,
                       batch=4, eval_every=1, val_speakers=("15",), test_speakers=(), init="speech-cnn",
                       init_member=1, select="clean+telephone", augment=AugmentConfig(telephone_p=1.0))
