@@ -243,7 +243,7 @@ def train_and_score(args: argparse.Namespace) -> None:
 
 
 def _half_copy(source: Path, target: Path) -> None:
-    """fp16 weights: a teacher's fp32 file is over the 16 MiB a returned file may have."""
+    """fp16 weights: a teacher's or the student's fp32 file can be over the 16 MiB a returned file may have."""
     from safetensors.torch import load_file, save_file
 
     weights = load_file(str(source))
@@ -251,14 +251,15 @@ def _half_copy(source: Path, target: Path) -> None:
 
 
 def _return_files(summary: dict, teachers: list[dict], students: list[dict], out: Path) -> None:
-    """At most 8 files come back: the teachers in fp16, the best KD and the best no-KD student, this summary."""
+    """At most 8 files come back: the teachers and the best KD and no-KD students in fp16, this summary."""
     out.mkdir(parents=True, exist_ok=True)
     for config in teachers:
         _half_copy(Path(config["out"]) / "best.safetensors", out / f"{Path(config['out']).name}.safetensors")
     for kd in (True, False):
         runs = [c for c in students if bool(c.get("teacher")) == kd]
         best = max(runs, key=lambda c: summary["runs"][Path(c["out"]).name]["valid"])
-        shutil.copy(Path(best["out"]) / "best.safetensors", out / f"{Path(best['out']).name}.safetensors")
+        # fp16 too: the shipped student's architecture (r64, 4.9 M parameters) is 19.6 MB in fp32
+        _half_copy(Path(best["out"]) / "best.safetensors", out / f"{Path(best['out']).name}.safetensors")
     summary["meta"] = {Path(c["out"]).name: json.loads((Path(c["out"]) / "model.json").read_text())
                        for c in teachers + students}
 

@@ -31,11 +31,15 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like Ctrl-C, so the same cleanup (flush, join workers) runs; exit 143."""
 
 
+_STOP_SIGNALS: list[int] = []  # the stop signal received, if any
+
+
 def _on_stop_signal(signum: int, frame: object) -> None:
     # Later signals are ignored while the cleanup joins the worker threads: a second Ctrl-C that cut the cleanup
     # short would leave workers inside native code at interpreter exit (SIGABRT). SIGKILL still ends it at once.
     for other in (signal.SIGINT, signal.SIGTERM):
         signal.signal(other, signal.SIG_IGN)
+    _STOP_SIGNALS.append(signum)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -80,8 +84,12 @@ def friendly(func: Callable) -> Callable:
         except KeyboardInterrupt as exc:
             err_console.print("terminated" if isinstance(exc, Terminated) else "interrupted", highlight=False)
             raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
-        except OSError as exc:
-            if exc.errno not in WRITE_ERRNOS:
+        except Exception as exc:
+            if _STOP_SIGNALS:  # the signal's exception landed inside a lock's own code (queue.get) and surfaced as
+                terminated = _STOP_SIGNALS[0] == signal.SIGTERM  # another one (RuntimeError): still a clean stop
+                err_console.print("terminated" if terminated else "interrupted", highlight=False)
+                raise typer.Exit(143 if terminated else 130) from None
+            if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
                 raise
             _report_write_failure(exc)
 
