@@ -161,6 +161,10 @@ def export_model(name: str, out_dir: Path, data: str | Path | None = None) -> Ex
                                          face_crops, int8_agreement, quantize_int8)
 
         data = data or FERPLUS
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(target.parent, exc) from None
         calibration = face_crops(spec, data, "train", CALIBRATION_CROPS)
         check = face_crops(spec, data, "valid", CHECK_CROPS)
         with _quiet_exporter():
