@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -87,6 +88,13 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
+def _ensure_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or unwritable place: one line, as every output error
+        raise output_error(folder, exc) from None
+
+
 def export_module(module: torch.nn.Module, example: torch.Tensor, path: Path, *, dynamic: tuple[int, ...] = (0,),
                   metadata: dict[str, str] | None = None) -> Path:
     """Export an eval-mode module taking one float tensor to a self-contained ONNX file (weights inside)."""
@@ -110,10 +118,7 @@ def export_module(module: torch.nn.Module, example: torch.Tensor, path: Path, *,
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_error(path.parent, exc) from None
+    _ensure_folder(path.parent)
     # small models: weights stay inside the one file, which replaces the old one only once it is whole
     return replace_file(path, lambda tmp: onnx.save_model(proto, str(tmp)))
 
@@ -161,17 +166,16 @@ def export_model(name: str, out_dir: Path, data: str | Path | None = None) -> Ex
                                          face_crops, int8_agreement, quantize_int8)
 
         data = data or FERPLUS
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise output_error(target.parent, exc) from None
         calibration = face_crops(spec, data, "train", CALIBRATION_CROPS)
         check = face_crops(spec, data, "valid", CHECK_CROPS)
         with _quiet_exporter():
-            path = quantize_int8(fp32, target, calibration, metadata)
-    agreement, diff = int8_agreement(OnnxRunner(str(path))(check), TorchRunner(module, torch.device("cpu"))(check))
-    if agreement < INT8_MIN_AGREEMENT:
-        path.unlink(missing_ok=True)
-        raise ModelError(f"The int8 twin of {name!r} keeps torch's top class on only {agreement:.1%} of "
-                         f"{len(check)} FER+ Valid faces (< {INT8_MIN_AGREEMENT:.0%}); not written.")
+            int8 = quantize_int8(fp32, Path(tmp) / f"int8-{target.name}", calibration, metadata)
+        # checked before it replaces anything: a refused twin leaves the file already in out_dir as it was
+        agreement, diff = int8_agreement(OnnxRunner(str(int8))(check),
+                                         TorchRunner(module, torch.device("cpu"))(check))
+        if agreement < INT8_MIN_AGREEMENT:
+            raise ModelError(f"The int8 twin of {name!r} keeps torch's top class on only {agreement:.1%} of "
+                             f"{len(check)} FER+ Valid faces (< {INT8_MIN_AGREEMENT:.0%}); not written.")
+        _ensure_folder(target.parent)
+        path = replace_file(target, lambda tmp_target: shutil.copyfile(int8, tmp_target))
     return ExportedModel(name, path, file_sha256(path), spec.sha256, diff, QUANTIZATION, agreement)

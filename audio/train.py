@@ -35,7 +35,8 @@ from affect_sdk.training import all_reduce_mean, export_weights, init_distribute
 
 SHIPPED = "speech-cnn"  # the registered model this recipe trains
 SPEECH_FACTORY = "affect_sdk.audio.nets:create_speech_cnn"
-SELECT = ("clean", "clean+telephone", "last")  # validation score a checkpoint is chosen by ("last": refits, no choice)
+# validation score a checkpoint is chosen by ("last": a refit with nothing to choose by keeps its final step)
+SELECT = ("clean", "clean+telephone", "last")
 
 
 @dataclass
@@ -191,7 +192,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     copies = channel_mels(cache, train_idx, cfg, cfg.seed)
     colours, dof = noise_colours(mel_basis(cfg.features))
     val_waves = [cache.wave(i) for i in val_idx]
-    val_phone = [telephone_copy(w, cfg.features.sample_rate) for w in val_waves] if cfg.select == "clean+telephone" else []
+    by_phone = cfg.select == "clean+telephone"
+    val_phone = [telephone_copy(w, cfg.features.sample_rate) for w in val_waves] if by_phone else []
     frames = 1 + (int(cfg.window_s * cfg.features.sample_rate) - cfg.features.n_fft) // cfg.features.hop_length
     present = sorted(set(cache.labels[train_idx].tolist()))
 

@@ -116,3 +116,16 @@ def test_int8_export_writes_a_checked_quantized_twin(tmp_path, shared):
     parameters = sum(p.numel() for p in create_model("face-student", pretrained=False).parameters())
     assert done.path.stat().st_size < 1.2 * parameters  # int8: about a byte per weight (float32: four)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face-student.onnx"]  # no intermediate files left
+
+
+def test_a_refused_int8_twin_leaves_the_file_already_there(tmp_path, shared, monkeypatch):
+    import affect_sdk.quantize
+
+    shipped = tmp_path / "face-student.onnx"
+    shipped.write_bytes(b"the twin shipped before")
+    monkeypatch.setattr(affect_sdk.quantize, "INT8_MIN_AGREEMENT", 1.01)  # a bar no twin can pass
+    from affect_sdk.errors import ModelError
+
+    with pytest.raises(ModelError, match="keeps torch's top class on only .* not written"):
+        export_model("face-student", tmp_path, data=shared / "data" / "ferplus")
+    assert shipped.read_bytes() == b"the twin shipped before" and sorted(tmp_path.iterdir()) == [shipped]

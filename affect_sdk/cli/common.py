@@ -69,6 +69,11 @@ def _report_write_failure(exc: OSError) -> None:
     raise typer.Exit(2) from None
 
 
+def _exit_stopped(terminated: bool) -> None:
+    err_console.print("terminated" if terminated else "interrupted", highlight=False)
+    raise typer.Exit(143 if terminated else 130) from None
+
+
 def friendly(func: Callable) -> Callable:
     """Turn AffectErrors and failed writes into one red line and exit code 2; Ctrl-C into exit 130, SIGTERM 143."""
 
@@ -82,13 +87,10 @@ def friendly(func: Callable) -> Callable:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
-            err_console.print("terminated" if isinstance(exc, Terminated) else "interrupted", highlight=False)
-            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+            _exit_stopped(isinstance(exc, Terminated))
         except Exception as exc:
             if _STOP_SIGNALS:  # the signal's exception landed inside a lock's own code (queue.get) and surfaced as
-                terminated = _STOP_SIGNALS[0] == signal.SIGTERM  # another one (RuntimeError): still a clean stop
-                err_console.print("terminated" if terminated else "interrupted", highlight=False)
-                raise typer.Exit(143 if terminated else 130) from None
+                _exit_stopped(_STOP_SIGNALS[0] == signal.SIGTERM)  # another one (RuntimeError): still a clean stop
             if not isinstance(exc, OSError) or exc.errno not in WRITE_ERRNOS:
                 raise
             _report_write_failure(exc)

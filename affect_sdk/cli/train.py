@@ -163,7 +163,7 @@ def train_audio(
     cache: Optional[Path] = typer.Option(None, "--cache", help="Decoded-waveform cache, built on first use "
                                          "[default: .cache/<data folder name>_16k.npz]."),
     val_speakers: str = typer.Option("15,16", "--val-speakers", help="Speakers held out for model selection "
-                              "('' for none)."),
+                                     "('' for none)."),
     test_speakers: str = typer.Option("17,18,19,20", "--test-speakers", help="Speakers never used in training."),
     steps: int = typer.Option(4000, "--steps", min=1),
     eval_every: int = typer.Option(250, "--eval-every", min=1, help="Validate (and checkpoint) every N steps."),
@@ -181,9 +181,9 @@ def train_audio(
     narrowband_mask: Optional[bool] = typer.Option(None, "--narrowband-mask/--no-narrowband-mask", help="Mask the "
                                                    "bands above 4 kHz of telephone-band windows [default: as the "
                                                    "shipped model's registry entry]."),
-    select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, or "
-                               "clean+telephone (mean with telephone-band copies of the validation speakers), or last (a refit: "
-                               "keep the final step; pass --val-speakers '' to train on them too)."),
+    select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, "
+                               "clean+telephone (mean with telephone-band copies of the validation speakers), or "
+                               "last (a refit: keep the final step; pass --val-speakers '' to train on them too)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
     device: DeviceOption = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
