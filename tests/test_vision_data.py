@@ -6,7 +6,7 @@ import torch
 
 from affect_sdk.errors import InputError
 from affect_sdk.labels import CLASSES
-from affect_sdk.vision.augment import AugmentConfig, augment_batch, gaussian_blur, webcam_augment
+from affect_sdk.vision.augment import AugmentConfig, augment_batch, gaussian_blur, mix_batch, webcam_augment
 from affect_sdk.vision.data import FaceSet, ferplus_keep, load_image, read_ferplus, read_image_folder, to_input
 
 
@@ -87,6 +87,38 @@ def test_webcam_augmentation_degrades_faces_within_range_and_is_seeded(shared):
     assert torch.equal(a, b) and 0 <= a.min() and a.max() <= 1
     # every image was changed by the degradations, not only a few
     assert ((a - plain).abs().flatten(1).mean(1) > 0.005).all()
+
+
+def test_cutmix_pastes_a_partner_box_and_mixes_the_targets_by_its_area(shared):
+    x = to_input(read_ferplus(shared / "data/ferplus", "valid", limit=32).images, 48)
+    identity = torch.eye(32)  # a one-hot target per image shows whom each image was mixed with, and how much
+    out, (mixed,) = mix_batch(x, [identity], torch.Generator().manual_seed(5), "cutmix", p=1.0)
+    own_share = mixed.diagonal()
+    partner = torch.where(own_share < 1, (mixed - torch.diag(own_share)).argmax(1), torch.arange(32))
+    assert torch.allclose(mixed.sum(1), torch.ones(32))  # soft labels stay distributions
+    pasted = (out != x).flatten(1).float().mean(1)
+    assert (pasted > 0).sum() > 16  # most images got a box (p=1; a Beta(1,1) box may be clipped to nothing)
+    for i in range(32):
+        from_partner = out[i] == x[partner[i]]
+        assert torch.all((out[i] == x[i]) | from_partner)  # each pixel is its own or its partner's
+        # the target's partner share is the pasted box's area (pixels equal in both images count as either)
+        assert 1 - own_share[i] >= pasted[i] - 1e-6 and 1 - own_share[i] <= from_partner.float().mean() + 1e-6
+
+
+def test_mixup_blends_images_and_targets_alike_and_none_leaves_them_and_the_stream_alone(shared):
+    x = to_input(read_ferplus(shared / "data/ferplus", "valid", limit=16).images, 48)
+    identity = torch.eye(16)
+    out, (mixed,) = mix_batch(x, [identity], torch.Generator().manual_seed(2), "mixup", p=1.0)
+    again, _ = mix_batch(x, [identity], torch.Generator().manual_seed(2), "mixup", p=1.0)
+    assert torch.equal(out, again)
+    blend = mixed @ x.flatten(1)  # each image's target row says how its pixels were blended
+    assert torch.allclose(out.flatten(1), blend, atol=1e-5)
+    generator = torch.Generator().manual_seed(2)
+    before = generator.get_state()
+    same, (target,) = mix_batch(x, [identity], generator, "none")
+    assert same is x and target is identity and torch.equal(generator.get_state(), before)
+    with pytest.raises(ValueError, match="swirl"):
+        mix_batch(x, [identity], generator, "swirl")
 
 
 def test_gaussian_blur_keeps_mean_and_lowers_detail():

@@ -34,8 +34,9 @@ def test_teacher_trains_resumes_and_a_student_distils_from_it(shared, tmp_path):
     longer.epochs = 2
     resumed = train(longer, progress=False)  # same folder: picks up after epoch 1
     assert resumed["epoch"] == 2 and len(resumed["history"]) == 2
-    student = train(_tiny("student", tmp_path / "student", ferplus, teacher=str(tmp_path / "teacher")),
-                    progress=False)
+    # cutmix mixes the cached teacher outputs with the images and labels
+    student = train(_tiny("student", tmp_path / "student", ferplus, teacher=str(tmp_path / "teacher"),
+                          mix="cutmix"), progress=False)
     assert student["epoch"] == 1 and (tmp_path / "student/teacher_outputs.npy").is_file()
 
 
@@ -62,6 +63,8 @@ def test_cli_student_run_without_kd_ends_with_a_json_line(shared, tmp_path):
                                  "--net", "mobilenetv2", "--arch", json.dumps(TINY_STUDENT), "--cache-dir", ""])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["epochs"] == 1
+    refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "t"), "--mix", "swirl"])
+    assert refused.exit_code == 2 and "--mix 'swirl'" in refused.output and not (tmp_path / "t").exists()
 
 
 def test_the_command_line_defaults_are_the_recipes_defaults():

@@ -134,3 +134,48 @@ def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
     ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
     decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else pixels
     return torch.from_numpy(decoded).to(image.device, image.dtype) / 255
+
+
+MIX_MODES = ("none", "mixup", "cutmix")
+
+
+def mix_batch(x: torch.Tensor, targets: list[torch.Tensor], generator: torch.Generator, mode: str,
+              p: float = 0.5, alpha: float = 1.0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Mixup or CutMix between each image and a partner of the same batch, with its targets mixed alike.
+
+    Each image is mixed with probability `p`, with lambda ~ Beta(alpha, alpha) as its own share. Mixup blends
+    the whole images; CutMix pastes a box of area about (1 - lambda) from the partner, and lambda is then the
+    share left after clipping the box at the border. Every target ([B, ...] soft labels, V/A, teacher outputs) is
+    mixed with the same per-image weight: lam * own + (1 - lam) * partner's. mode "none" returns the inputs and
+    draws nothing, so runs without mixing keep their random stream.
+    """
+    if mode not in MIX_MODES:
+        raise ValueError(f"unknown mix mode {mode!r}; expected one of {', '.join(MIX_MODES)}")
+    if mode == "none" or p <= 0:
+        return x, targets
+    b, side, device = x.shape[0], x.shape[-1], x.device
+    partner = torch.randperm(b, generator=generator).to(device)
+    mixed = (torch.rand(b, generator=generator) < p).to(device)
+    # Beta(a, a) from two Gammas; numpy's generator, seeded from torch's, keeps the run reproducible
+    rng = np.random.default_rng(int(torch.randint(2 ** 31 - 1, (1,), generator=generator)))
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=b).astype(np.float32)).to(device)
+    if mode == "mixup":
+        share = torch.where(mixed, lam, torch.ones_like(lam))
+        out = share.view(b, 1, 1, 1) * x + (1 - share.view(b, 1, 1, 1)) * x[partner]
+    else:
+        cut = torch.sqrt(1 - lam) * side  # box side for an area of (1 - lam)
+        cx = torch.from_numpy(rng.uniform(0, side, size=b).astype(np.float32)).to(device)
+        cy = torch.from_numpy(rng.uniform(0, side, size=b).astype(np.float32)).to(device)
+        x0, x1 = (cx - cut / 2).clamp(0, side).round(), (cx + cut / 2).clamp(0, side).round()
+        y0, y1 = (cy - cut / 2).clamp(0, side).round(), (cy + cut / 2).clamp(0, side).round()
+        grid = torch.arange(side, device=device, dtype=x.dtype)
+        in_x = (grid.view(1, -1) >= x0.view(-1, 1)) & (grid.view(1, -1) < x1.view(-1, 1))
+        in_y = (grid.view(1, -1) >= y0.view(-1, 1)) & (grid.view(1, -1) < y1.view(-1, 1))
+        box = in_y.unsqueeze(2) & in_x.unsqueeze(1) & mixed.view(-1, 1, 1)  # [B, H, W]
+        out = torch.where(box.unsqueeze(1), x[partner], x)
+        share = 1 - box.flatten(1).float().mean(1)
+    mixed_targets = []
+    for target in targets:
+        weight = share.view(-1, *([1] * (target.ndim - 1))).to(target.dtype)
+        mixed_targets.append(weight * target + (1 - weight) * target[partner])
+    return out, mixed_targets

@@ -19,7 +19,7 @@ from affect_sdk.errors import InputError
 from affect_sdk.registry import get_spec
 from affect_sdk.training import (all_reduce_mean, init_distributed, load_checkpoint, lr_at, save_checkpoint,
                                  seed_everything, shard_indices, unwrap, wrap_model, write_replica_digest)
-from affect_sdk.vision.augment import AugmentConfig, augment_batch, webcam_augment
+from affect_sdk.vision.augment import MIX_MODES, AugmentConfig, augment_batch, mix_batch, webcam_augment
 from affect_sdk.vision.data import cached_ferplus, read_ferplus, to_input
 from affect_sdk.vision.distill import DistillConfig, soft_cross_entropy, student_loss
 from affect_sdk.vision.teachers import TeacherFn, load_teacher_ensemble
@@ -61,6 +61,9 @@ class TrainConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     augment_preset: str = "fer"  # "fer": FER2013-style jitter only; "webcam": plus blur, noise, JPEG, gamma, low-res
+    mix: str = "none"  # "mixup" or "cutmix" between images of a batch, targets mixed alike (vision.augment.mix_batch)
+    mix_p: float = 0.5  # share of the images that are mixed
+    mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
     limit: int | None = None  # use only the first N training images (smoke tests)
     log_every: int = 50
 
@@ -176,6 +179,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
 
     if cfg.role not in ("teacher", "student"):
         raise InputError(f"Unknown role {cfg.role!r}; expected 'teacher' or 'student'.")
+    if cfg.mix not in MIX_MODES:
+        raise InputError(f"Unknown --mix {cfg.mix!r}; expected one of {', '.join(MIX_MODES)}.")
     if cfg.kd_targets not in ("cached", "online"):
         raise InputError(f"Unknown --kd-targets {cfg.kd_targets!r}; expected 'cached' or 'online'.")
     if cfg.threads:
@@ -265,8 +270,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 x = to_input(images[idx], 48, device)
                 x, flips = augment_batch(x, augment, generator, size=cfg.input_size)
-                x = x.contiguous(memory_format=torch.channels_last)
                 y, y_va = soft[idx].to(device), va_target[idx].to(device)
+                # cached teacher outputs are per image (and mirror), so they are picked before any mixing
+                t_cached = cached_kd[idx, flips.cpu().long()].to(device) if cached_kd is not None else None
+                if cfg.mix != "none":
+                    targets = [y, y_va] + ([t_cached] if t_cached is not None else [])
+                    x, targets = mix_batch(x, targets, generator, cfg.mix, cfg.mix_p, cfg.mix_alpha)
+                    y, y_va, t_cached = targets[0], targets[1], (targets[2] if t_cached is not None else None)
+                x = x.contiguous(memory_format=torch.channels_last)
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(state["step"], total, cfg.lr, cfg.warmup_frac)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
@@ -275,9 +286,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 if cfg.role == "teacher" or teacher is None:
                     loss = student_loss(outputs, None, y, y_va, cfg.distill)
                 else:
-                    if cached_kd is not None:
-                        t = cached_kd[idx, flips.cpu().long()].to(device)
-                        t_out = (t[:, :8], t[:, 8:])
+                    if t_cached is not None:
+                        t_out = (t_cached[:, :8], t_cached[:, 8:])
                     else:
                         t_in = x if cfg.teacher_input_size == cfg.input_size else torch.nn.functional.interpolate(
                             x, size=(cfg.teacher_input_size,) * 2, mode="bilinear", align_corners=False)

@@ -58,6 +58,9 @@ Precision = Annotated[str, typer.Option("--precision", help="fp32, or bf16 autoc
                                         "ResNets on CPUs with AVX-512 BF16; slower for the depthwise MobileNetV2).")]
 Augment = Annotated[str, typer.Option("--augment", help="fer: FER2013-style jitter; webcam: plus blur, noise, JPEG, "
                                       "gamma and low-resolution faces, for live cameras and other corpora.")]
+Mix = Annotated[str, typer.Option("--mix", help="none, mixup or cutmix: blend or paste a partner image of the "
+                                  "batch into each image (with probability --mix-p), mixing the targets alike.")]
+MixP = Annotated[float, typer.Option("--mix-p", help="Share of the images --mix mixes.")]
 Init = Annotated[Optional[str], typer.Option("--init", help="Warm start from a run folder, a registered model or a "
                                              ".safetensors of the same architecture (ignored when resuming).")]
 Net = Annotated[str, typer.Option("--net", help="resnet or mobilenetv2 (default: the net of the role's shipped "
@@ -73,14 +76,14 @@ def train_vision_teacher(
     data: Data = FERPLUS, out: Out = Path("runs/vision-teacher"), epochs: Epochs = 8, batch_size: BatchSize = 128,
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
     seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
-    precision: Precision = "fp32", augment: Augment = "fer", init: Init = None, net: Net = "", limit: Limit = None,
-    quiet: Quiet = False,
+    precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5, init: Init = None,
+    net: Net = "", limit: Limit = None, quiet: Quiet = False,
 ) -> None:
     """Train the face teacher on FER+ (resumes from --out/last when present)."""
     _vision_train_run(_vision_train_config(
         "teacher", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         input_size=input_size, arch=arch, seed=seed, device=device, threads=threads, cache_dir=cache_dir,
-        limit=limit, precision=precision, augment_preset=augment, init=init, net=net), quiet)
+        limit=limit, precision=precision, augment_preset=augment, mix=mix, mix_p=mix_p, init=init, net=net), quiet)
 
 
 @train_app.command("vision-student")
@@ -106,8 +109,8 @@ def train_vision_student(
     data: Data = FERPLUS, out: Out = Path("runs/vision-student"), epochs: Epochs = 8, batch_size: BatchSize = 128,
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
     seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
-    precision: Precision = "fp32", augment: Augment = "fer", init: Init = None, net: Net = "", limit: Limit = None,
-    quiet: Quiet = False,
+    precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5, init: Init = None,
+    net: Net = "", limit: Limit = None, quiet: Quiet = False,
 ) -> None:
     """Distil the face student from a teacher (eq. 1-3), or train it without KD (resumes from --out/last)."""
     _vision_train_run(_vision_train_config(
@@ -115,7 +118,7 @@ def train_vision_student(
         input_size=input_size, arch=arch, alpha=alpha, temperature=temperature, margin=margin, nu=nu,
         teacher=teacher, teacher_input_size=teacher_input_size, kd_targets=kd_targets, kd_mirrors=kd_mirrors,
         seed=seed, device=device, threads=threads, cache_dir=cache_dir, limit=limit, precision=precision,
-        augment_preset=augment, init=init, net=net), quiet)
+        augment_preset=augment, mix=mix, mix_p=mix_p, init=init, net=net), quiet)
 
 
 @train_app.command("vision-calibration")
