@@ -128,13 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     test = read_ferplus(args.ferplus, "test", limit=args.limit)
     degraded = {kind: degrade(test.images, kind) for kind in DEGRADATIONS}
-    recropped, found = recropped_ferplus(test.images)
-    clips = clip_crops(sorted(Path(args.clips).glob("*.mp4")))
+    clip_files = sorted(Path(args.clips).glob("*.mp4"))
+    by_size: dict[int, tuple] = {}  # crops are cut at each model's input size, as the live path cuts them
     report = {}
     for model in args.models.split(","):
         name = resolve_model(model)
         for prior in args.priors.split(","):
             analyzer = FaceAnalyzer(name, prior=prior)
+            if analyzer.input_size not in by_size:
+                by_size[analyzer.input_size] = (*recropped_ferplus(test.images, analyzer.input_size),
+                                                clip_crops(clip_files, analyzer.input_size))
+            recropped, found, clips = by_size[analyzer.input_size]
             row = {kind: scores(test.labels, analyzer.analyze_crops(images)[0]) for kind, images in degraded.items()}
             row["yunet_recrop"] = scores(test.labels, analyzer.analyze_crops(recropped)[0])
             row["yunet_found"] = round(found, 4)
