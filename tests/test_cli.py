@@ -41,3 +41,26 @@ def test_affect_errors_become_one_red_line_and_exit_2():
     assert result.exit_code == 2
     assert "The file x.png is not an image." in result.output
     assert "Traceback" not in result.output
+
+
+def test_brackets_in_an_error_print_as_they_are():
+    # console markup would drop "[default: 3]" and fail outright on a closing-tag-like "[/tmp/x]"
+    message = "Bad --steps [default: 3] for [/tmp/x] and [b]bold[/b]."
+    mini = typer.Typer()
+
+    @mini.command()
+    @friendly
+    def broken() -> None:
+        raise InputError(message)
+
+    @mini.command()
+    def other() -> None:
+        pass
+
+    result = runner.invoke(mini, ["broken"])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_help_shows_bracketed_defaults_in_full():
+    result = runner.invoke(app, ["export", "onnx", "--help"], env={"COLUMNS": "200"})
+    assert "(default: ../shared/data/ferplus beside the checkout)" in result.output

@@ -7,7 +7,8 @@ from typing import Any, Optional
 import typer
 
 from affect_sdk.cli.common import (BackendOption, DeviceOption, FaceOnlyOption, ModelOption, PriorOption,
-                                   StepOption, ThresholdOption, TrackOption, app, err_console, friendly, print_json_line)
+                                   StepOption, ThresholdOption, TrackOption, app, err_console, friendly,
+                                   print_json_line, tagged)
 from affect_sdk.errors import InputError
 from affect_sdk.progress import progress_bars
 
@@ -62,11 +63,12 @@ def batch(
                          f"None of the {summary.failed} files could be analysed; each error is in "
                          f"{Path(out) / '_status.parquet'}.")
     for error in summary.errors[:SHOWN_ERRORS]:
-        err_console.print(f"[yellow]warning:[/yellow] {error['message']}", highlight=False, soft_wrap=True)
+        err_console.print(tagged("warning:", "yellow", error["message"]), highlight=False, soft_wrap=True)
     if len(summary.errors) > SHOWN_ERRORS:
         err_console.print(f"... and {len(summary.errors) - SHOWN_ERRORS} more failed files.", highlight=False)
     if as_json:
         print_json_line(summary.to_dict())
     err_console.print(f"{summary.files} files: {summary.ok} analysed, {summary.failed} failed, {summary.skipped} "
                       f"skipped as done before; {summary.rows} rows written to {out} in {summary.seconds:.1f} s "
-                      f"(per-file status: {Path(out) / '_status.parquet'}).", highlight=False, soft_wrap=True)
+                      f"(per-file status: {Path(out) / '_status.parquet'}).", markup=False, highlight=False,
+                      soft_wrap=True)

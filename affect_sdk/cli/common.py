@@ -9,6 +9,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from affect_sdk.errors import AffectError
 
@@ -25,6 +26,12 @@ app.add_typer(export_app, name="export")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def tagged(tag: str, style: str, message: str) -> Text:
+    """`tag` in `style`, then `message` verbatim: never read as console markup, so brackets in paths, values and
+    error messages print as they are (markup would drop "[default: x]" and fail on "[/tmp/x]")."""
+    return Text.assemble((tag, style), " ", message)
 
 
 class Terminated(KeyboardInterrupt):
@@ -64,7 +71,7 @@ def _report_write_failure(exc: OSError) -> None:
         except (OSError, ValueError):
             pass
     target = exc.filename or ("standard output" if exc.errno == errno.EPIPE else "the output")
-    err_console.print(f"[red]error:[/red] Cannot write {target}: {exc.strerror or exc}.", highlight=False,
+    err_console.print(tagged("error:", "red", f"Cannot write {target}: {exc.strerror or exc}."), highlight=False,
                       soft_wrap=True)
     raise typer.Exit(2) from None
 
@@ -84,7 +91,7 @@ def friendly(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except AffectError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(tagged("error:", "red", str(exc)), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:
             _exit_stopped(isinstance(exc, Terminated))

@@ -33,7 +33,7 @@ def eval_vision(
     from affect_sdk.vision.evaluate import evaluate_vision
 
     def warn(message: str) -> None:
-        err_console.print(f"[yellow]{message}[/yellow]", highlight=False, soft_wrap=True)
+        err_console.print(message, style="yellow", markup=False, highlight=False, soft_wrap=True)
 
     from affect_sdk.progress import progress_bars
 
@@ -135,7 +135,7 @@ def eval_fusion(
 
         def progress(result) -> None:
             note = f" ({'; '.join(result.problems)})" if result.problems else ""
-            err_console.print(f"{result.path.name}: {result.label}{note}", highlight=False)
+            err_console.print(f"{result.path.name}: {result.label}{note}", markup=False, highlight=False)
             bars.advance(task)
 
         evaluation = evaluate_fusion(data, config, progress=progress)

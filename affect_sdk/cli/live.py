@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import DeviceOption, PriorOption, app, console, err_console, friendly, print_json_line
+from affect_sdk.cli.common import (DeviceOption, PriorOption, app, console, err_console, friendly, print_json_line,
+                                  tagged)
 
 
 def _has_display() -> bool:
@@ -75,7 +76,7 @@ def _print_live_summary(summary: dict) -> None:
             table.add_row(key, "-" if value is None else str(value))
     console.print(table)
     for message in summary["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+        console.print(tagged("warning:", "yellow", message), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -131,7 +132,7 @@ def live(
         preview = False
 
     def warn(message: str) -> None:
-        err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+        err_console.print(tagged("warning:", "yellow", message), highlight=False, soft_wrap=True)
 
     session = Session(camera=None if no_video else (source or camera), mic=None if no_audio else (source or mic),
                       duration=duration, fast=fast, jsonl=jsonl, on_warning=warn, backend=backend, device=device,

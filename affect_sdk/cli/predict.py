@@ -9,7 +9,7 @@ from rich.console import Console
 
 from affect_sdk.cli.common import (BackendOption, DeviceOption, FaceOnlyOption, ModelOption, PriorOption,
                                    StepOption, ThresholdOption, TrackOption, app, console, err_console, friendly,
-                                   print_json_line)
+                                   print_json_line, tagged)
 from affect_sdk.errors import InputError
 from affect_sdk.progress import progress_bars
 
@@ -79,8 +79,8 @@ def run_predict(paths: list[Path], options: PredictOptions, *, as_json: bool, cs
             if kind == "file_error":
                 errors.append(record)
                 if batch:
-                    err_console.print(f"[yellow]warning:[/yellow] skipped {record['message']}", highlight=False,
-                                      soft_wrap=True)
+                    err_console.print(tagged("warning:", "yellow", f"skipped {record['message']}"),
+                                      highlight=False, soft_wrap=True)
             rows.extend(table_rows([record]))
             if as_json and (kind != "file_error" or batch):
                 print_json(record)
@@ -94,7 +94,7 @@ def run_predict(paths: list[Path], options: PredictOptions, *, as_json: bool, cs
     if (csv_path or parquet_path) and not as_json:
         wrote = " and ".join(str(p) for p in (csv_path, parquet_path) if p is not None)
         err_console.print(f"{len(rows)} rows from {len(files) - len(errors)} files written to {wrote}",
-                          highlight=False)
+                          markup=False, highlight=False)
 
 
 def _frame_count(path: Path, step: int) -> int | None:

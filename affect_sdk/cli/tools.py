@@ -7,7 +7,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from affect_sdk.cli.common import DeviceOption, app, console, err_console, export_app, friendly, print_json_line
+from affect_sdk.cli.common import (DeviceOption, app, console, err_console, export_app, friendly, print_json_line,
+                                  tagged)
 
 
 @export_app.command("onnx")
@@ -17,7 +18,7 @@ def export_onnx(
     model: Optional[list[str]] = typer.Option(None, "--model", help="A registered model (repeatable); "
                                               "default: every registered torch model."),
     data: Optional[Path] = typer.Option(None, "--data", help="FER+ folder for the int8 twins' calibration and "
-                                        "check faces [default: ../shared/data/ferplus beside the checkout]."),
+                                        "check faces (default: ../shared/data/ferplus beside the checkout)."),
 ) -> None:
     """Export shipped models to ONNX with a dynamic batch, each checked against its torch model (int8 twins: on
     FER+ Valid faces)."""
@@ -61,15 +62,16 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
         versions.add_row(name, version or "[red]not installed[/red]")
     console.print(versions)
     cams = info["cameras"]
-    console.print(f"cameras: {', '.join(map(str, cams)) if cams else 'none found (indices 0-4 probed)'}")
+    console.print(f"cameras: {', '.join(map(str, cams)) if cams else 'none found (indices 0-4 probed)'}", markup=False)
     if info["audio_problem"]:
-        console.print(f"microphones: {info['audio_problem']}")
+        console.print(f"microphones: {info['audio_problem']}", markup=False)
     elif not info["audio_inputs"]:
         console.print("microphones: none found")
     else:
         for dev in info["audio_inputs"]:
-            console.print(f"microphone {dev['index']}: {dev['name']} ({dev['channels']} ch, {dev['rate']:.0f} Hz)")
-    console.print(f"pulseaudio: {info['pulseaudio']}")
+            console.print(f"microphone {dev['index']}: {dev['name']} ({dev['channels']} ch, {dev['rate']:.0f} Hz)",
+                          markup=False)
+    console.print(f"pulseaudio: {info['pulseaudio']}", markup=False)
     models = Table(title="models")
     for col in ("name", "task", "file", "checksum"):
         models.add_column(col)
@@ -96,8 +98,8 @@ def serve(
         from affect_sdk.serve.app import serve as run_server
     except ImportError as exc:
         missing = (exc.name or "a dependency").split(".")[0]
-        err_console.print(f"[red]error:[/red] affect serve needs the 'serve' extra ({missing} is missing): "
-                          "pip install 'affect-sdk\\[serve]'.", highlight=False, soft_wrap=True)
+        err_console.print(tagged("error:", "red", f"affect serve needs the 'serve' extra ({missing} is missing): "
+                                  "pip install 'affect-sdk[serve]'."), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     run_server(host, port, token, workers=workers, max_connections=max_connections, backend=backend, device=device,
                say=lambda text: err_console.print(text, markup=False, highlight=False, soft_wrap=True))

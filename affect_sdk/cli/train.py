@@ -164,7 +164,7 @@ def train_audio(
                               "(RAVDESS or EmoDB names, or labels.csv with a speaker column)."),
     out: Path = typer.Option(Path("runs/speech-cnn"), "--out", help="Folder for checkpoints, log and weights."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Decoded-waveform cache, built on first use "
-                                         "[default: .cache/<data folder name>_16k.npz]."),
+                                         "(default: .cache/<data folder name>_16k.npz)."),
     val_speakers: str = typer.Option("15,16", "--val-speakers", help="Speakers held out for model selection "
                                      "('' for none)."),
     test_speakers: str = typer.Option("17,18,19,20", "--test-speakers", help="Speakers never used in training."),
@@ -182,8 +182,8 @@ def train_audio(
     mic_p: float = typer.Option(0.0, "--mic-p", help="Share of crops from poor-microphone copies (band limits, "
                                 "level -56..-6 dBFS against a noise floor, clipping)."),
     narrowband_mask: Optional[bool] = typer.Option(None, "--narrowband-mask/--no-narrowband-mask", help="Mask the "
-                                                   "bands above 4 kHz of telephone-band windows [default: as the "
-                                                   "shipped model's registry entry]."),
+                                                   "bands above 4 kHz of telephone-band windows (default: as the "
+                                                   "shipped model's registry entry)."),
     select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, "
                                "clean+telephone (mean with telephone-band copies of the validation speakers), or "
                                "last (a refit: keep the final step; pass --val-speakers '' to train on them too)."),
