@@ -206,12 +206,13 @@ def train_and_score(args: argparse.Namespace) -> None:
     train_set = cached_ferplus("unused", "train", cache)  # the cache is there: the data path is not read
     ensemble = load_teacher_ensemble(refs, dev)
     cached = teacher_outputs(ensemble, train_set.images, args.teacher_input_size, dev, True)
-    student_arch = get_spec("face-student").arch
+    student = get_spec("face-student")  # the shipped student's architecture and input size
+    student_arch, student_size = student.arch, int(student.preprocess["input_size"])
     students = []
     for kd in (True, False):
         for seed in range(args.student_seeds):
             config = dict(common, role="student", out=str(work / f"student-{'kd' if kd else 'nokd'}-s{seed}"),
-                          seed=seed, arch=student_arch, input_size=48, augment_preset="webcam",
+                          seed=seed, arch=student_arch, input_size=student_size, augment_preset="webcam",
                           teacher=refs if kd else None, teacher_input_size=args.teacher_input_size)
             students.append(config)
 

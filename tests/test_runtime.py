@@ -16,7 +16,8 @@ FACE = default_model("face")
 
 
 def test_onnxruntime_is_the_default_and_torch_runs_on_request():
-    x = np.random.default_rng(0).random((2, 1, 48, 48), dtype=np.float32)
+    side = get_spec(FACE).preprocess["input_size"]
+    x = np.random.default_rng(0).random((2, 1, side, side), dtype=np.float32)
     fast, slow = create_runner(FACE), create_runner(FACE, backend="torch", device="cpu")
     assert (fast.backend, slow.backend) == ("onnxruntime", "torch")
     assert fast.session.get_session_options().intra_op_num_threads == 1
