@@ -114,6 +114,39 @@ def load_checkpoint(directory: Path, model: torch.nn.Module,
     return json.loads(state_file.read_text())
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights and BatchNorm statistics (Polyak averaging, as timm's
+    ModelEma): `decay` per optimizer step, so 0.998 averages over about the last 500 steps. The average is often
+    better than the last weights of a noisy run; it is evaluated, selected and exported instead of them.
+    Integer buffers (BatchNorm's batch counter) are copied, not averaged."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"the weight-average decay must lie in (0, 1), not {decay}")
+        import copy
+
+        self.decay = float(decay)
+        self.model = copy.deepcopy(unwrap(model)).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        current = unwrap(model).state_dict()
+        for name, avg in self.model.state_dict().items():
+            if avg.dtype.is_floating_point:
+                avg.mul_(self.decay).add_(current[name].detach(), alpha=1.0 - self.decay)
+            else:
+                avg.copy_(current[name])
+
+    def save(self, path: Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}, str(path) + ".tmp")
+        os.replace(str(path) + ".tmp", path)
+
+    def load(self, path: Path) -> None:
+        self.model.load_state_dict(load_file(str(path)))
+
+
 def export_weights(model: torch.nn.Module, path: Path) -> str:
     """Save final weights as safetensors and return their sha256 (for the registry)."""
     from affect_sdk.registry import file_sha256

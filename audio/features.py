@@ -40,6 +40,9 @@ class FeatureConfig:
     # narrowband windows (telephone band: nothing above NARROWBAND_HZ) get their upper mel bands masked to 0 and
     # are normalised over the rest; only models trained with band-limited copies (speech-cnn v2) ask for this
     narrowband_mask: bool = False
+    # each mel band's own mean over the window is subtracted (cepstral-mean-style normalisation per band), not
+    # only the window's overall mean: a microphone's or room's fixed colouring, and part of a voice's timbre, go
+    band_norm: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> "FeatureConfig":
@@ -315,21 +318,27 @@ def bandwidth_hz(narrow: bool, input_rate: float, cfg: FeatureConfig = FeatureCo
     return int(round(min(nyquist, NARROWBAND_HZ) if narrow else nyquist))
 
 
-def normalize_level(db: np.ndarray, top_db: float = 80.0, keep: np.ndarray | None = None) -> np.ndarray:
+def normalize_level(db: np.ndarray, top_db: float = 80.0, keep: np.ndarray | None = None,
+                    per_band: bool = False) -> np.ndarray:
     """Per-window level normalisation of a dB spectrogram [..., mels, frames]: floor at (max - top_db), then
     subtract the window's mean and scale to about unit range. A gain change is a constant dB offset, so it vanishes.
 
     `keep` ([..., mels] bool, see band_keep): only those bands set the peak and the mean; the others become 0.
+    `per_band`: subtract each band's own mean over the window's frames instead (a fixed EQ vanishes too).
     """
     db = np.asarray(db, dtype=np.float32)
+    mean_axes = -1 if per_band else (-2, -1)
     if keep is None or np.all(keep):
         peak = db.max(axis=(-2, -1), keepdims=True)
         db = np.maximum(db, peak - np.float32(top_db))
-        return (db - db.mean(axis=(-2, -1), keepdims=True)) / np.float32(20.0)
+        return (db - db.mean(axis=mean_axes, keepdims=True)) / np.float32(20.0)
     keep = np.broadcast_to(np.asarray(keep, bool)[..., None], db.shape)
     peak = np.where(keep, db, -np.inf).max(axis=(-2, -1), keepdims=True)
     db = np.maximum(db, peak - np.float32(top_db))
-    mean = np.where(keep, db, 0).sum(axis=(-2, -1), keepdims=True) / keep.sum(axis=(-2, -1), keepdims=True)
+    if per_band:  # a masked band's own mean would be its floor: it is zeroed below either way
+        mean = db.mean(axis=-1, keepdims=True)
+    else:
+        mean = np.where(keep, db, 0).sum(axis=(-2, -1), keepdims=True) / keep.sum(axis=(-2, -1), keepdims=True)
     return np.where(keep, (db - mean) / np.float32(20.0), np.float32(0.0)).astype(np.float32)
 
 
@@ -339,7 +348,7 @@ def window_features(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> t
     db = log_mel(wave, cfg)
     narrow = is_narrowband(db, cfg)
     keep = band_keep(narrow, cfg) if cfg.narrowband_mask else None
-    return np.expand_dims(normalize_level(db, cfg.top_db, keep), -3), narrow
+    return np.expand_dims(normalize_level(db, cfg.top_db, keep, cfg.band_norm), -3), narrow
 
 
 def model_input(wave: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:

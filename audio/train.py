@@ -161,7 +161,8 @@ def training_batch(pick: np.ndarray, copies: dict, frames: int, cfg: TrainConfig
     hop_s = feats.hop_length / feats.sample_rate
     db = random_eq(add_noise_and_reverb(torch.stack(crops), aug, hop_s, colours, dof, rng), aug, rng)
     keep = band_keep(np.array(narrow), feats) if feats.narrowband_mask else None
-    return spec_augment(torch.from_numpy(normalize_level(db.numpy(), feats.top_db, keep)).unsqueeze(1), aug, rng)
+    inputs = normalize_level(db.numpy(), feats.top_db, keep, feats.band_norm)
+    return spec_augment(torch.from_numpy(inputs).unsqueeze(1), aug, rng)
 
 
 # ---------------------------------------------------------------- training loop

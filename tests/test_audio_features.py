@@ -148,3 +148,17 @@ def test_minimum_evidence_half_a_second_of_speech(speech):
     assert is_voiced(speech[20000:24800], VadConfig(min_speech_s=0.1))  # the threshold is a parameter
     with pytest.raises(InputError):
         VadConfig(min_speech_s=-1)
+
+
+def test_per_band_normalisation_removes_a_microphones_fixed_colouring(speech):
+    from scipy.signal import lfilter
+
+    window = speech[8000:40000]
+    coloured = lfilter([1.0, -0.9], [1.0], window).astype(np.float32)  # a pre-emphasis-like tilt, as a cheap mic's
+    banded = FeatureConfig(band_norm=True)
+    plain = [model_input(w) for w in (window, coloured)]
+    per_band = [model_input(w, banded) for w in (window, coloured)]
+    assert np.abs(per_band[0].mean(axis=-1)).max() < 1e-5  # every band is centred on its own mean
+    gap_plain, gap_band = (float(np.abs(a - b).mean()) for a, b in (plain, per_band))
+    assert gap_band < 0.5 * gap_plain  # the tilt is mostly gone (floor and frame edges keep a little of it)
+    np.testing.assert_allclose(model_input(window * 10.0, banded), per_band[0], atol=1e-4, rtol=0)  # +20 dB

@@ -50,3 +50,13 @@ def test_eval_vision_runs_without_thop_and_leaves_the_gmac_out(shared):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [None, 8]
+
+
+def test_a_data_folder_with_brackets_is_named_as_it_is_in_the_table(shared, tmp_path):
+    fer = cv2.imread(str(shared / "data/ferplus/FER2013Test/fer0032220.png"))
+    data = tmp_path / "faces[b]" / "[/x]"  # markup would bold the rest, or fail on the closing-tag-like name
+    (data / "happy").mkdir(parents=True)
+    cv2.imwrite(str(data / "happy" / "ok.png"), fer)
+    result = runner.invoke(app, ["eval", "vision", "--data", str(data), "--crops"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "faces[b]/[/x]" in result.output and "Traceback" not in result.output

@@ -89,3 +89,42 @@ def test_the_command_line_defaults_are_the_recipes_defaults():
                   if name in fields and name not in role_specific}
         assert shared and shared == {name: fields[name] for name in shared}, command.__name__
     assert option_defaults(train_vision_teacher)["augment"] == TrainConfig().augment_preset
+
+
+def test_weight_average_is_the_decayed_mean_and_copies_counters():
+    from affect_sdk.training import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    torch.nn.init.constant_(net[0].weight, 1.0)
+    average = WeightAverage(net, 0.9)
+    torch.nn.init.constant_(net[0].weight, 3.0)
+    net.train()(torch.randn(4, 2))  # one batch: BatchNorm's counter becomes 1
+    average.update(net)
+    assert torch.allclose(average.model[0].weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    assert int(average.model[1].num_batches_tracked) == 1 and not average.model[0].weight.requires_grad
+
+
+def test_an_averaged_run_exports_the_average_and_resumes_as_if_uninterrupted(shared, tmp_path):
+    from safetensors.torch import load_file
+
+    ferplus = shared / "data/ferplus"
+    whole = _tiny("student", tmp_path / "whole", ferplus, ema_decay=0.9)
+    whole.epochs = 2
+    state = train(whole, progress=False)
+    assert all("valid_accuracy_raw" in epoch for epoch in state["history"])
+    train(_tiny("student", tmp_path / "split", ferplus, ema_decay=0.9), progress=False)  # epoch 1, then resume
+    best, average, raw = (load_file(str(tmp_path / "split" / name))
+                          for name in ("best.safetensors", "last/ema.safetensors", "last/model.safetensors"))
+    assert all(torch.equal(best[k], average[k]) for k in best)  # one epoch: its average is the best export
+    assert any(not torch.equal(best[k], raw[k]) for k in best if best[k].dtype.is_floating_point)
+    split = _tiny("student", tmp_path / "split", ferplus, ema_decay=0.9)
+    split.epochs = 2
+    train(split, progress=False)
+    a, b = (load_file(str(tmp_path / run / "last/ema.safetensors")) for run in ("whole", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_weight_average_decay_outside_0_1_is_one_line(tmp_path):
+    refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "t"), "--ema", "1.5"])
+    assert refused.exit_code == 2 and "--ema must lie in [0, 1)" in refused.output
+    assert not (tmp_path / "t").exists() and "Traceback" not in refused.output

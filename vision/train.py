@@ -17,8 +17,9 @@ import torch
 
 from affect_sdk.errors import InputError
 from affect_sdk.registry import get_spec
-from affect_sdk.training import (all_reduce_mean, init_distributed, load_checkpoint, lr_at, save_checkpoint,
-                                 seed_everything, shard_indices, unwrap, wrap_model, write_replica_digest)
+from affect_sdk.training import (WeightAverage, all_reduce_mean, init_distributed, load_checkpoint, lr_at,
+                                 save_checkpoint, seed_everything, shard_indices, unwrap, wrap_model,
+                                 write_replica_digest)
 from affect_sdk.vision.augment import MIX_MODES, AugmentConfig, augment_batch, mix_batch, webcam_augment
 from affect_sdk.vision.data import cached_ferplus, read_ferplus, to_input
 from affect_sdk.vision.distill import DistillConfig, soft_cross_entropy, student_loss
@@ -64,6 +65,7 @@ class TrainConfig:
     mix: str = "none"  # "mixup" or "cutmix" between images of a batch, targets mixed alike (vision.augment.mix_batch)
     mix_p: float = 0.5  # share of the images that are mixed
     mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
+    ema_decay: float = 0.0  # > 0: validate, select and export a moving average of the weights (per-step decay)
     limit: int | None = None  # use only the first N training images (smoke tests)
     log_every: int = 50
 
@@ -181,6 +183,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"Unknown role {cfg.role!r}; expected 'teacher' or 'student'.")
     if cfg.mix not in MIX_MODES:
         raise InputError(f"Unknown --mix {cfg.mix!r}; expected one of {', '.join(MIX_MODES)}.")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise InputError(f"--ema must lie in [0, 1) (a per-step decay such as 0.998; 0 is off), not {cfg.ema_decay}.")
     if cfg.kd_targets not in ("cached", "online"):
         raise InputError(f"Unknown --kd-targets {cfg.kd_targets!r}; expected 'cached' or 'online'.")
     if cfg.threads:
@@ -243,6 +247,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                                                                  "history": []}
     if state["epoch"]:
         _log(ctx, f"resuming after epoch {state['epoch']} (best valid {state['best_valid']:.4f})")
+    average: WeightAverage | None = None
+    if cfg.ema_decay:
+        average = WeightAverage(model, cfg.ema_decay)
+        if state["epoch"] and (out / "last" / "ema.safetensors").is_file():
+            average.load(out / "last" / "ema.safetensors")
     steps_per_epoch = len(shard_indices(len(train_set), 0, cfg.seed, ctx)) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     _log(ctx, f"{cfg.role}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
@@ -297,6 +306,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
                 optimizer.step()
+                if average is not None:
+                    average.update(model)
                 state["step"] += 1
                 running = 0.98 * running + 0.02 * loss.item() if i else loss.item()
                 if bar:
@@ -309,23 +320,34 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                               f"lr {optimizer.param_groups[0]['lr']:.2e} {rate:.0f} img/s, ETA {_clock(left)}")
             if bar:
                 bar.remove_task(task)
-            probs, va = predict_images(unwrap(model), valid_set.images, cfg.input_size, device)
+            scored = average.model if average is not None else unwrap(model)
+            probs, va = predict_images(scored, valid_set.images, cfg.input_size, device)
             valid_acc = float((probs.argmax(1) == valid_set.labels).mean())
+            raw_note = ""
+            if average is not None:  # the raw weights too, to see what the average adds
+                raw_probs, _ = predict_images(unwrap(model), valid_set.images, cfg.input_size, device)
+                raw_acc = float((raw_probs.argmax(1) == valid_set.labels).mean())
+                raw_note = f", raw weights {raw_acc:.4f}"
             valid_ce = float(soft_cross_entropy(torch.from_numpy(np.log(probs + 1e-8)),
                                                 torch.from_numpy(valid_set.soft)))
             valid_acc = all_reduce_mean(valid_acc, ctx)
             state["epoch"] = epoch + 1
             state["history"].append({"epoch": epoch + 1, "loss": running, "valid_accuracy": valid_acc,
                                      "valid_ce": valid_ce, "seconds": round(time.time() - started, 1)})
+            if average is not None:
+                state["history"][-1]["valid_accuracy_raw"] = raw_acc
             if ctx.is_main:
                 if valid_acc > state["best_valid"]:
                     state["best_valid"], state["best_epoch"] = valid_acc, epoch + 1
                     from affect_sdk.training import export_weights
 
-                    export_weights(model, out / "best.safetensors")
+                    export_weights(scored, out / "best.safetensors")
+                if average is not None:  # before state.json, which marks the checkpoint complete
+                    (out / "last").mkdir(parents=True, exist_ok=True)
+                    average.save(out / "last" / "ema.safetensors")
                 save_checkpoint(out / "last", model, optimizer, state)
             _log(ctx, f"epoch {epoch + 1}/{cfg.epochs} done in {time.time() - started:.0f}s: loss {running:.4f} "
-                      f"FER+ valid accuracy {valid_acc:.4f} (best {state['best_valid']:.4f})")
+                      f"FER+ valid accuracy {valid_acc:.4f}{raw_note} (best {state['best_valid']:.4f})")
     finally:
         if bar:
             bar.stop()

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from affect_sdk.cli.common import (BackendOption, DeviceOption, PriorOption, SpeechPriorOption, console, err_console,
                                    eval_app, friendly, print_json_line)
@@ -42,7 +43,8 @@ def eval_vision(
         result = evaluate_vision(data, split=split, crops=crops, model=model, reference=reference, backend=backend,
                                  device=device, limit=limit, warn=warn, prior=prior,
                                  progress=lambda done, total: bars.set(task, completed=done, total=total))
-    table = Table(title=f"{result['model']} on {data} ({result['n']} images, prior {result['prior']})")
+    # titles as Text: a model or data path holding "[...]" prints as it is, never read as console markup
+    table = Table(title=Text(f"{result['model']} on {data} ({result['n']} images, prior {result['prior']})"))
     for col in ("class", "accuracy"):
         table.add_column(col)
     for name, acc in result["per_class"].items():
@@ -87,8 +89,8 @@ def eval_audio(
     if as_json:
         print_json_line(result)
         return
-    table = Table(title=f"{result['model']} on {result['data']} ({result['layout']}, {result['n']} utterances, "
-                        f"prior {result['prior']})")
+    table = Table(title=Text(f"{result['model']} on {result['data']} ({result['layout']}, {result['n']} "
+                             f"utterances, prior {result['prior']})"))
     for col in ("class", "n", "recall", "f1"):
         table.add_column(col)
     for name, recall in result["per_class"].items():
@@ -140,7 +142,7 @@ def eval_fusion(
 
         evaluation = evaluate_fusion(data, config, progress=progress)
     summary = evaluation.summary
-    table = Table(title=f"{summary['title']}: {summary['n']} clips")
+    table = Table(title=Text(f"{summary['title']}: {summary['n']} clips"))
     for col in ("system", "accuracy", "balanced", "macro-F1"):
         table.add_column(col)
     for name, s in [("vision", summary["vision"]), ("audio", summary["audio"])] + \

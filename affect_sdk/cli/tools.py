@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from affect_sdk.cli.common import (DeviceOption, app, console, err_console, export_app, friendly, print_json_line,
                                   tagged)
@@ -36,7 +37,8 @@ def export_onnx(
     for name in names:
         done = export_model(name, out, data)
         agreement = "" if done.agreement is None else f"{done.agreement:.2%}"
-        table.add_row(name, str(done.path), done.sha256, f"{done.max_abs_diff:.2g}", agreement)
+        # Text cells: a path such as "out[1]/x.onnx" is printed as it is, never read as console markup
+        table.add_row(Text(name), Text(str(done.path)), done.sha256, f"{done.max_abs_diff:.2g}", agreement)
         rows.append({"model": name, "onnx": done.path.name, "path": str(done.path), "onnx_sha256": done.sha256,
                      "source_sha256": done.source_sha256, "max_abs_diff": done.max_abs_diff,
                      "quantization": done.quantization, "agreement": done.agreement})
@@ -59,7 +61,7 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
         return
     versions = Table(title="versions", show_header=False)
     for name, version in info["versions"].items():
-        versions.add_row(name, version or "[red]not installed[/red]")
+        versions.add_row(Text(name), Text(version) if version else Text("not installed", style="red"))
     console.print(versions)
     cams = info["cameras"]
     console.print(f"cameras: {', '.join(map(str, cams)) if cams else 'none found (indices 0-4 probed)'}", markup=False)
@@ -76,8 +78,8 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
     for col in ("name", "task", "file", "checksum"):
         models.add_column(col)
     for row in info["models"]:
-        state = "[green]ok[/green]" if row["state"] == "ok" else f"[red]{row['state']}[/red]"
-        models.add_row(row["name"], row["task"], row["file"], state)
+        state = Text(row["state"], style="green" if row["state"] == "ok" else "red")
+        models.add_row(Text(row["name"]), Text(row["task"]), Text(row["file"]), state)
     console.print(models)
 
 

@@ -1,4 +1,5 @@
-"""`affect train vision-teacher|vision-student|vision-calibration|audio|audio-calibration`: the training recipes' command line."""
+"""`affect train vision-teacher|vision-student|vision-calibration|audio|audio-calibration`: the command line of
+the training recipes."""
 from __future__ import annotations
 
 import json
@@ -61,6 +62,9 @@ Augment = Annotated[str, typer.Option("--augment", help="fer: FER2013-style jitt
 Mix = Annotated[str, typer.Option("--mix", help="none, mixup or cutmix: blend or paste a partner image of the "
                                   "batch into each image (with probability --mix-p), mixing the targets alike.")]
 MixP = Annotated[float, typer.Option("--mix-p", help="Share of the images --mix mixes.")]
+Ema = Annotated[float, typer.Option("--ema", help="Per-step decay of a moving average of the weights, which is "
+                                    "then validated, selected and exported (e.g. 0.998: about the last 500 "
+                                    "steps); 0: off.")]
 Init = Annotated[Optional[str], typer.Option("--init", help="Warm start from a run folder, a registered model or a "
                                              ".safetensors of the same architecture (ignored when resuming).")]
 Net = Annotated[str, typer.Option("--net", help="resnet or mobilenetv2 (default: the net of the role's shipped "
@@ -76,14 +80,16 @@ def train_vision_teacher(
     data: Data = FERPLUS, out: Out = Path("runs/vision-teacher"), epochs: Epochs = 8, batch_size: BatchSize = 128,
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
     seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
-    precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5, init: Init = None,
+    precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5,
+    ema_decay: Ema = 0.0, init: Init = None,
     net: Net = "", limit: Limit = None, quiet: Quiet = False,
 ) -> None:
     """Train the face teacher on FER+ (resumes from --out/last when present)."""
     _vision_train_run(_vision_train_config(
         "teacher", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         input_size=input_size, arch=arch, seed=seed, device=device, threads=threads, cache_dir=cache_dir,
-        limit=limit, precision=precision, augment_preset=augment, mix=mix, mix_p=mix_p, init=init, net=net), quiet)
+        limit=limit, precision=precision, augment_preset=augment, mix=mix, mix_p=mix_p, ema_decay=ema_decay,
+        init=init, net=net), quiet)
 
 
 @train_app.command("vision-student")
@@ -109,7 +115,8 @@ def train_vision_student(
     data: Data = FERPLUS, out: Out = Path("runs/vision-student"), epochs: Epochs = 8, batch_size: BatchSize = 128,
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
     seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
-    precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5, init: Init = None,
+    precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5,
+    ema_decay: Ema = 0.0, init: Init = None,
     net: Net = "", limit: Limit = None, quiet: Quiet = False,
 ) -> None:
     """Distil the face student from a teacher (eq. 1-3), or train it without KD (resumes from --out/last)."""
@@ -118,7 +125,8 @@ def train_vision_student(
         input_size=input_size, arch=arch, alpha=alpha, temperature=temperature, margin=margin, nu=nu,
         teacher=teacher, teacher_input_size=teacher_input_size, kd_targets=kd_targets, kd_mirrors=kd_mirrors,
         seed=seed, device=device, threads=threads, cache_dir=cache_dir, limit=limit, precision=precision,
-        augment_preset=augment, mix=mix, mix_p=mix_p, init=init, net=net), quiet)
+        augment_preset=augment, mix=mix, mix_p=mix_p, ema_decay=ema_decay,
+        init=init, net=net), quiet)
 
 
 @train_app.command("vision-calibration")
@@ -184,6 +192,9 @@ def train_audio(
     narrowband_mask: Optional[bool] = typer.Option(None, "--narrowband-mask/--no-narrowband-mask", help="Mask the "
                                                    "bands above 4 kHz of telephone-band windows (default: as the "
                                                    "shipped model's registry entry)."),
+    band_norm: Optional[bool] = typer.Option(None, "--band-norm/--no-band-norm", help="Normalise each mel band "
+                                             "by its own mean over the window (default: as the shipped model's "
+                                             "registry entry)."),
     select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, "
                                "clean+telephone (mean with telephone-band copies of the validation speakers), or "
                                "last (a refit: keep the final step; pass --val-speakers '' to train on them too)."),
@@ -210,6 +221,8 @@ def train_audio(
                       init_member=init_member, select=select)
     if narrowband_mask is not None:
         cfg.features = dataclasses.replace(cfg.features, narrowband_mask=narrowband_mask)
+    if band_norm is not None:
+        cfg.features = dataclasses.replace(cfg.features, band_norm=band_norm)
     with progress_bars(quiet) as bars:
         task = bars.add("steps", total=steps)
         state = train(cfg, progress=lambda step, total: bars.set(task, completed=step))
