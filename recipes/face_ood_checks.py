@@ -26,7 +26,7 @@ from affect_sdk.vision.data import read_ferplus
 from affect_sdk.vision.evaluate import resolve_model
 from affect_sdk.vision.infer import FaceAnalyzer, summarize_video
 
-DEGRADATIONS = ("clean", "blur", "noise", "jpeg", "lowres", "dark", "bright")
+DEGRADATIONS = ("clean", "blur", "noise", "jpeg", "lowres", "dark", "bright", "mouth", "eyes")
 
 
 def degrade(images: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
@@ -46,6 +46,10 @@ def degrade(images: np.ndarray, kind: str, seed: int = 0) -> np.ndarray:
         x = x ** 2.0
     elif kind == "bright":
         x = x ** 0.5
+    elif kind == "mouth":  # a mask or a hand: mid-grey from 65 % of the height down, 6 % margins left and right
+        x[:, :, 31:, 3:45] = 0.5
+    elif kind == "eyes":  # sunglasses: a dark band over 31-48 % of the height
+        x[:, :, 15:23, 3:45] = 0.15
     return (x[:, 0] * 255).round().clamp(0, 255).byte().numpy()
 
 

@@ -147,3 +147,23 @@ def test_real_va_labels_beside_label_csv_replace_the_derived_targets(shared, tmp
     derived = FaceSet(data.images, data.soft, data.labels, data.names).va_targets
     others = [i for i, n in enumerate(data.names) if n != first]
     assert np.allclose(data.va_targets[others], derived[others])
+
+
+def test_half_occlusion_covers_the_mouth_or_the_eyes_and_leaves_the_rest(shared):
+    x = to_input(read_ferplus(shared / "data/ferplus", "valid", limit=32).images, 48)
+    off = dict(blur_prob=0, noise_prob=0, gamma_prob=0, lowres_prob=0, jpeg_prob=0, erase_prob=0)
+    plain, _ = augment_batch(x, webcam_augment(**off), torch.Generator().manual_seed(7))
+    mouth, _ = augment_batch(x, webcam_augment(half_occlusion_prob=1.0, lower_occlusion_share=1.0, **off),
+                             torch.Generator().manual_seed(7))
+    eyes, _ = augment_batch(x, webcam_augment(half_occlusion_prob=1.0, lower_occlusion_share=0.0, **off),
+                            torch.Generator().manual_seed(7))
+    rows = lambda img, a, b: img[:, 0, int(a * 48):int(b * 48), 6:42]  # noqa: E731  (inside the 12 % margins)
+    assert torch.equal(rows(mouth, 0, 0.57), rows(plain, 0, 0.57))  # above the lowest cover: untouched
+    assert (rows(mouth, 0.73, 1.0).flatten(1).std(1) < 0.06).all()  # below the highest: one shade and a grain
+    assert (rows(mouth, 0.73, 1.0) != rows(plain, 0.73, 1.0)).flatten(1).float().mean(1).min() > 0.9
+    assert torch.equal(rows(eyes, 0.56, 1.0), rows(plain, 0.56, 1.0))  # sunglasses leave the mouth alone
+    changed = (rows(eyes, 0.25, 0.56) != rows(plain, 0.25, 0.56)).flatten(1).float().mean(1)
+    assert (changed > 0.3).all()  # a band 12-20 % high, centred at 33-45 %, over every face
+    again, _ = augment_batch(x, webcam_augment(half_occlusion_prob=1.0, lower_occlusion_share=1.0, **off),
+                             torch.Generator().manual_seed(7))
+    assert torch.equal(again, mouth)

@@ -36,6 +36,9 @@ class AugmentConfig:
     lowres_side: tuple[int, int] = (14, 32)
     jpeg_prob: float = 0.0  # JPEG round trip at a quality in jpeg_quality
     jpeg_quality: tuple[int, int] = (15, 70)
+    # half the face covered: a mask, hand or microphone over mouth and jaw, or sunglasses over the eyes
+    half_occlusion_prob: float = 0.0
+    lower_occlusion_share: float = 0.7  # of the occluded faces, the share covered below (the rest: eyes)
 
 
 def webcam_augment(**overrides) -> AugmentConfig:
@@ -72,7 +75,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     contrast = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(b, 1, 1, 1)
     bright = uniform(-cfg.brightness, cfg.brightness).view(b, 1, 1, 1)
     out = ((out - mean) * contrast + mean + bright).clamp(0, 1)
-    out = _degrade(out, cfg, uniform, chosen, generator)
+    if cfg.half_occlusion_prob > 0:  # drawn only when on, so runs without it keep their random stream
+        out = occlude_half(out, cfg, uniform, chosen, generator)
+    out = _degrade(out, cfg, uniform, chosen, generator)  # after occluders: the camera sees them too
     if cfg.erase_prob > 0:
         erase = chosen(cfg.erase_prob)
         side = (uniform(0.15, 0.35) * out_size).long()
@@ -84,6 +89,29 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         mask = (in_y.unsqueeze(2) & in_x.unsqueeze(1) & erase.view(-1, 1, 1)).unsqueeze(1)
         out = out.masked_fill(mask, 0.5)
     return out, flips
+
+
+def occlude_half(x: torch.Tensor, cfg: AugmentConfig, uniform, chosen, generator: torch.Generator) -> torch.Tensor:
+    """Cover the mouth and jaw (from 58-72 % of the height down) or the eyes (a band centred at 33-45 % of the
+    height, 12-20 % high) of a share of the faces with a flat shade and a little texture.
+
+    Talking moves the mouth without any emotion, and masks, hands and microphones hide it; sunglasses hide the
+    eyes. A model that sometimes must read the expression from one half of the face learns both halves' cues
+    instead of leaning on the mouth alone. Rows are in the output frame, where FER2013-style crops put the eyes
+    near 40 % and the mouth near 75 % of the height.
+    """
+    b, side = x.shape[0], x.shape[-1]
+    pick, lower = chosen(cfg.half_occlusion_prob), chosen(cfg.lower_occlusion_share)
+    lower_top, eyes_centre, eyes_height = uniform(0.58, 0.72), uniform(0.33, 0.45), uniform(0.12, 0.2)
+    left, right, shade = uniform(0.0, 0.12), uniform(0.88, 1.0), uniform(0.1, 0.9)
+    texture = 0.03 * torch.randn(x.shape, generator=generator).to(x.device)
+    top = torch.where(lower, lower_top, eyes_centre - eyes_height / 2)
+    bottom = torch.where(lower, torch.ones_like(lower_top), eyes_centre + eyes_height / 2)
+    at = (torch.arange(side, device=x.device, dtype=x.dtype) + 0.5) / side
+    rows = (at.view(1, -1) >= top.view(-1, 1)) & (at.view(1, -1) < bottom.view(-1, 1))
+    cols = (at.view(1, -1) >= left.view(-1, 1)) & (at.view(1, -1) < right.view(-1, 1))
+    covered = (rows.unsqueeze(2) & cols.unsqueeze(1) & pick.view(-1, 1, 1)).unsqueeze(1)
+    return torch.where(covered, (shade.view(b, 1, 1, 1) + texture).clamp(0, 1), x)
 
 
 def _degrade(x: torch.Tensor, cfg: AugmentConfig, uniform, chosen, generator: torch.Generator) -> torch.Tensor:

@@ -65,6 +65,7 @@ class TrainConfig:
     mix: str = "none"  # "mixup" or "cutmix" between images of a batch, targets mixed alike (vision.augment.mix_batch)
     mix_p: float = 0.5  # share of the images that are mixed
     mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
+    occlude_p: float = 0.0  # > 0: share of faces with the mouth or the eyes covered (vision.augment.occlude_half)
     ema_decay: float = 0.0  # > 0: validate, select and export a moving average of the weights (per-step decay)
     limit: int | None = None  # use only the first N training images (smoke tests)
     log_every: int = 50
@@ -81,7 +82,12 @@ class TrainConfig:
     def resolved_augment(self) -> AugmentConfig:
         if self.augment_preset not in ("fer", "webcam"):
             raise InputError(f"Unknown augmentation preset {self.augment_preset!r}; expected 'fer' or 'webcam'.")
-        return webcam_augment() if self.augment_preset == "webcam" else self.augment
+        augment = webcam_augment() if self.augment_preset == "webcam" else self.augment
+        if self.occlude_p:
+            from dataclasses import replace
+
+            augment = replace(augment, half_occlusion_prob=self.occlude_p)
+        return augment
 
     @property
     def resolved_arch(self) -> dict[str, Any]:
@@ -183,6 +189,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"Unknown role {cfg.role!r}; expected 'teacher' or 'student'.")
     if cfg.mix not in MIX_MODES:
         raise InputError(f"Unknown --mix {cfg.mix!r}; expected one of {', '.join(MIX_MODES)}.")
+    if not 0.0 <= cfg.occlude_p <= 1.0:
+        raise InputError(f"--occlude must be a share of the faces between 0 and 1, not {cfg.occlude_p}.")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise InputError(f"--ema must lie in [0, 1) (a per-step decay such as 0.998; 0 is off), not {cfg.ema_decay}.")
     if cfg.kd_targets not in ("cached", "online"):
