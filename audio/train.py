@@ -29,8 +29,8 @@ from affect_sdk.errors import InputError
 from affect_sdk.labels import NUM_CLASSES
 from affect_sdk.metrics import classification_report
 from affect_sdk.registry import get_spec, speech_windows
-from affect_sdk.training import all_reduce_mean, export_weights, init_distributed, load_checkpoint, lr_at, \
-    save_checkpoint, seed_everything, unwrap, wrap_model, write_replica_digest
+from affect_sdk.training import (WeightAverage, all_reduce_mean, export_weights, init_distributed, load_checkpoint,
+                                 lr_at, save_checkpoint, seed_everything, unwrap, wrap_model, write_replica_digest)
 
 
 SHIPPED = "speech-cnn"  # the registered model this recipe trains
@@ -64,6 +64,7 @@ class TrainConfig:
     init_member: int = 0  # which member of an ensemble to start from
     select: str = "clean"  # "clean": validation accuracy; "clean+telephone": its mean with telephone-band copies
     eval_every: int = 250
+    ema_decay: float = 0.0  # > 0: validate, select and export a moving average of the weights (per-step decay)
     threads: int = 1
     device: str | None = None  # cpu, cuda or auto (None): affect_sdk.device.resolve_device
     features: FeatureConfig = field(default_factory=lambda: FeatureConfig.from_dict(get_spec(SHIPPED).preprocess))
@@ -208,6 +209,11 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
         return lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
 
     state = load_checkpoint(out / "last", model, optimizer) or {"step": 0, "best": -1.0, "best_step": -1}
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise InputError(f"--ema must lie in [0, 1) (a per-step decay such as 0.999; 0 is off), not {cfg.ema_decay}.")
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    if average is not None and state["step"] and (out / "last" / "ema.safetensors").is_file():
+        average.load(out / "last" / "ema.safetensors")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.json").write_text(json.dumps(run_meta(cfg), indent=2))
@@ -232,6 +238,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(model)
         state["step"] += 1
         if progress is not None and ctx.is_main:
             progress(state["step"], cfg.steps)
@@ -240,22 +248,29 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
             train_loss = all_reduce_mean(float(np.mean(losses)), ctx)
             losses = []
             if ctx.is_main:
-                val = evaluate_waves(unwrap(model), val_waves, cache.labels[val_idx], cfg) if len(val_idx) else \
+                scored = average.model if average is not None else unwrap(model)
+                val = evaluate_waves(scored, val_waves, cache.labels[val_idx], cfg) if len(val_idx) else \
                     {"accuracy": 0.0, "macro_f1": 0.0}
                 record = {"step": state["step"], "loss": round(train_loss, 4), "val_accuracy": val["accuracy"],
                           "val_macro_f1": val["macro_f1"], "lr": round(lr_of(state["step"] - 1), 6),
                           "elapsed_s": round(time.time() - t0, 1)}
                 score = val["accuracy"]
                 if val_phone:
-                    phone = evaluate_waves(unwrap(model), val_phone, cache.labels[val_idx], cfg)
+                    phone = evaluate_waves(scored, val_phone, cache.labels[val_idx], cfg)
                     record["val_telephone_accuracy"] = phone["accuracy"]
                     score = (val["accuracy"] + phone["accuracy"]) / 2
+                if average is not None and len(val_idx):  # the raw weights too, to see what the average adds
+                    record["val_accuracy_raw"] = evaluate_waves(unwrap(model), val_waves, cache.labels[val_idx],
+                                                                cfg)["accuracy"]
                 if cfg.select == "last":  # a refit on every speaker but the test ones keeps its final step
                     score = float(state["step"])
                 record["val_score"] = round(score, 4)
                 if score > state["best"]:
                     state["best"], state["best_step"] = score, state["step"]
-                    export_weights(model, out / "best.safetensors")
+                    export_weights(scored, out / "best.safetensors")
+                if average is not None:  # before state.json, which marks the checkpoint complete
+                    (out / "last").mkdir(parents=True, exist_ok=True)
+                    average.save(out / "last" / "ema.safetensors")
                 save_checkpoint(out / "last", model, optimizer, state)
                 with (out / "log.jsonl").open("a") as fh:
                     fh.write(json.dumps(record) + "\n")

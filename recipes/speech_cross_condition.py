@@ -120,7 +120,7 @@ def baseline_check(analyzer: SpeechAnalyzer, items: list[Utterance], scales: tup
 
 
 def train_folds(folds: int, steps: int, out: Path, data: Path, conditions: tuple[str, ...],
-                band_norm: bool = False) -> dict:
+                band_norm: bool = False, ema_decay: float = 0.0) -> dict:
     """Leave-actors-out training with the shipped (v2) recipe from scratch: fold f tests its actors, validates on
     two of the next fold's, trains on the rest. Resumable: a finished fold's scores are kept in its folder, and a
     fold cut short resumes from its last checkpoint."""
@@ -140,7 +140,7 @@ def train_folds(folds: int, steps: int, out: Path, data: Path, conditions: tuple
         if not scores.is_file():
             # v2's channel copies and checkpoint choice (clean + telephone validation), trained from scratch
             cfg = TrainConfig(data=str(data), out=str(run), val_speakers=tuple(val), test_speakers=tuple(test),
-                              steps=steps, seed=f, select="clean+telephone",
+                              steps=steps, seed=f, select="clean+telephone", ema_decay=ema_decay,
                               augment=AugmentConfig(telephone_p=0.25, opus_p=0.1, mic_p=0.15))
             cfg.features = dataclasses.replace(cfg.features, narrowband_mask=True, band_norm=band_norm)
             train(cfg)
@@ -154,7 +154,8 @@ def train_folds(folds: int, steps: int, out: Path, data: Path, conditions: tuple
         accs = np.array([r[kind]["accuracy"] for r in results])
         summary[kind] = {"folds": accs.round(4).tolist(), "mean": round(float(accs.mean()), 4),
                          "sd": round(float(accs.std(ddof=1)), 4) if folds > 1 else 0.0}
-    recipe = "v2 from scratch" + (", per-band normalisation" if band_norm else "")
+    recipe = "v2 from scratch" + (", per-band normalisation" if band_norm else "") + (
+        f", weight average {ema_decay}" if ema_decay else "")
     return {"folds": folds, "groups": groups, "steps": steps, "recipe": recipe, "summary": summary}
 
 
@@ -174,11 +175,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000, help="Training steps per fold (--train-folds).")
     parser.add_argument("--band-norm", action="store_true", help="--train-folds: with per-band normalisation "
                         "(each mel band minus its own mean over the window).")
+    parser.add_argument("--ema", type=float, default=0.0, help="--train-folds: a moving average of the weights "
+                        "with this per-step decay is selected and scored (0: off).")
     parser.add_argument("--out", type=Path, required=True, help="JSON file for the results.")
     args = parser.parse_args()
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
     if args.train_folds:
-        result = train_folds(args.train_folds, args.steps, args.out, args.data, conditions, args.band_norm)
+        result = train_folds(args.train_folds, args.steps, args.out, args.data, conditions, args.band_norm, args.ema)
     else:
         analyzer = SpeechAnalyzer(resolve_model(args.model), backend=args.backend, prior=args.prior)
         _, items = read_dataset(args.data)

@@ -121,3 +121,27 @@ def test_merged_members_load_as_an_ensemble(tmp_path):
         mean_probs = torch.stack([torch.softmax(m(x)[0], dim=-1) for m in members]).mean(dim=0)
         logits, _ = ensemble(x)
     torch.testing.assert_close(logits.exp(), mean_probs, atol=1e-5, rtol=0)  # the ensemble is its members' mean
+
+
+def test_a_weight_average_is_validated_exported_and_resumed(tmp_path, shared):
+    import torch
+
+    src = ravdess_subset(tmp_path, shared, ("01", "05"))
+
+    def config(run: str, steps: int) -> TrainConfig:
+        return TrainConfig(data=str(src), cache=str(tmp_path / "cache.npz"), out=str(tmp_path / run), steps=steps,
+                           batch=4, eval_every=1, val_speakers=("15",), test_speakers=(), ema_decay=0.5)
+
+    train(config("whole", 2))
+    train(config("split", 1))
+    best, average, raw = (load_file(str(tmp_path / "split" / name))
+                          for name in ("best.safetensors", "last/ema.safetensors", "last/model.safetensors"))
+    assert all(torch.equal(best[k], average[k]) for k in best)  # one step: the best export is the average
+    assert any(not torch.equal(best[k], raw[k]) for k in best if best[k].dtype.is_floating_point)
+    train(config("split", 2))  # resumes with the average it had: one more step of it
+    resumed, raw = (load_file(str(tmp_path / "split" / name)) for name in ("last/ema.safetensors",
+                                                                           "last/model.safetensors"))
+    assert all(torch.allclose(resumed[k], 0.5 * average[k] + 0.5 * raw[k], atol=1e-6)
+               for k in resumed if resumed[k].dtype.is_floating_point)
+    record = json.loads((tmp_path / "whole" / "log.jsonl").read_text().splitlines()[-1])
+    assert 0.0 <= record["val_accuracy_raw"] <= 1.0

@@ -195,6 +195,8 @@ def train_audio(
     narrowband_mask: Optional[bool] = typer.Option(None, "--narrowband-mask/--no-narrowband-mask", help="Mask the "
                                                    "bands above 4 kHz of telephone-band windows (default: as the "
                                                    "shipped model's registry entry)."),
+    ema_decay: float = typer.Option(0.0, "--ema", help="Per-step decay of a moving average of the weights, which "
+                                    "is then validated, selected and exported (e.g. 0.999); 0: off."),
     band_norm: Optional[bool] = typer.Option(None, "--band-norm/--no-band-norm", help="Normalise each mel band "
                                              "by its own mean over the window (default: as the shipped model's "
                                              "registry entry)."),
@@ -221,7 +223,7 @@ def train_audio(
     cfg = TrainConfig(data=str(data), cache=str(cache or ""), out=str(out), val_speakers=ids(val_speakers),
                       test_speakers=ids(test_speakers), steps=steps, eval_every=eval_every, batch=batch, lr=lr,
                       seed=seed, threads=threads, device=device, augment=augment, init=init or "",
-                      init_member=init_member, select=select)
+                      init_member=init_member, select=select, ema_decay=ema_decay)
     if narrowband_mask is not None:
         cfg.features = dataclasses.replace(cfg.features, narrowband_mask=narrowband_mask)
     if band_norm is not None:
