@@ -128,3 +128,5 @@ def test_a_weight_average_decay_outside_0_1_is_one_line(tmp_path):
     refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "t"), "--ema", "1.5"])
     assert refused.exit_code == 2 and "--ema must lie in [0, 1)" in refused.output
     assert not (tmp_path / "t").exists() and "Traceback" not in refused.output
+    refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "o"), "--occlude", "-0.1"])
+    assert refused.exit_code == 2 and "--occlude must be a share" in refused.output and not (tmp_path / "o").exists()
