@@ -19,6 +19,8 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from affect_sdk.errors import InputError
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -89,40 +91,61 @@ def all_reduce_mean(value: float, ctx: DistContext) -> float:
     return float(t.item()) / ctx.world_size
 
 
+def _cpu_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in unwrap(module).state_dict().items()}
+
+
+def _save_weights_atomically(module: torch.nn.Module, path: Path) -> None:
+    save_file(_cpu_tensors(module), str(path) + ".tmp")
+    os.replace(str(path) + ".tmp", path)
+
+
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    state: dict[str, Any]) -> None:
-    """Write model.safetensors, optim.pt and state.json atomically enough for resuming (rank 0 only)."""
+                    state: dict[str, Any], average: "WeightAverage | None" = None) -> None:
+    """Write model.safetensors, optim.pt (and ema.safetensors with a weight average), then state.json, which
+    marks the checkpoint complete: atomically enough for resuming (rank 0 only)."""
     directory.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-    save_file(weights, str(directory / "model.safetensors.tmp"))
-    os.replace(directory / "model.safetensors.tmp", directory / "model.safetensors")
+    _save_weights_atomically(model, directory / "model.safetensors")
+    if average is not None:
+        _save_weights_atomically(average.model, directory / "ema.safetensors")
     if optimizer is not None:
         torch.save(optimizer.state_dict(), directory / "optim.pt.tmp")
         os.replace(directory / "optim.pt.tmp", directory / "optim.pt")
     (directory / "state.json").write_text(json.dumps(state, indent=2))
 
 
-def load_checkpoint(directory: Path, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
-    """Restore a checkpoint written by save_checkpoint; None when there is none to resume from."""
+def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    average: "WeightAverage | None" = None) -> dict[str, Any] | None:
+    """Restore a checkpoint written by save_checkpoint; None when there is none to resume from. A weight average
+    resumes from its file, or starts from the restored weights when the checkpoint was written without one."""
     state_file = directory / "state.json"
     if not state_file.is_file():
         return None
     unwrap(model).load_state_dict(load_file(str(directory / "model.safetensors")))
     if optimizer is not None and (directory / "optim.pt").is_file():
         optimizer.load_state_dict(torch.load(directory / "optim.pt", weights_only=True, map_location="cpu"))
+    if average is not None:
+        ema = directory / "ema.safetensors"
+        average.model.load_state_dict(load_file(str(ema)) if ema.is_file() else unwrap(model).state_dict())
     return json.loads(state_file.read_text())
+
+
+def check_ema_decay(decay: float) -> None:
+    """--ema: 0 (off) or a per-step decay below 1; checked before any data is read."""
+    if not 0.0 <= decay < 1.0:
+        raise InputError(f"--ema must lie in [0, 1) (a per-step decay such as 0.998; 0 is off), not {decay}.")
 
 
 class WeightAverage:
     """An exponential moving average of a model's weights and BatchNorm statistics (Polyak averaging, as timm's
     ModelEma): `decay` per optimizer step, so 0.998 averages over about the last 500 steps. The average is often
-    better than the last weights of a noisy run; it is evaluated, selected and exported instead of them.
-    Integer buffers (BatchNorm's batch counter) are copied, not averaged."""
+    better than the last weights of a noisy run; it is evaluated, selected and exported instead of them, and
+    save_checkpoint / load_checkpoint carry it. Integer buffers (BatchNorm's batch counter) are copied."""
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"the weight-average decay must lie in (0, 1), not {decay}")
+        check_ema_decay(decay)
+        if decay == 0.0:
+            raise ValueError("a weight average needs a decay above 0 (0 means no average)")
         import copy
 
         self.decay = float(decay)
@@ -139,20 +162,13 @@ class WeightAverage:
             else:
                 avg.copy_(current[name])
 
-    def save(self, path: Path) -> None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}, str(path) + ".tmp")
-        os.replace(str(path) + ".tmp", path)
-
-    def load(self, path: Path) -> None:
-        self.model.load_state_dict(load_file(str(path)))
-
 
 def export_weights(model: torch.nn.Module, path: Path) -> str:
     """Save final weights as safetensors and return their sha256 (for the registry)."""
     from affect_sdk.registry import file_sha256
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}, str(path))
+    save_file(_cpu_tensors(model), str(path))
     return file_sha256(path)
 
 

@@ -29,8 +29,9 @@ from affect_sdk.errors import InputError
 from affect_sdk.labels import NUM_CLASSES
 from affect_sdk.metrics import classification_report
 from affect_sdk.registry import get_spec, speech_windows
-from affect_sdk.training import (WeightAverage, all_reduce_mean, export_weights, init_distributed, load_checkpoint,
-                                 lr_at, save_checkpoint, seed_everything, unwrap, wrap_model, write_replica_digest)
+from affect_sdk.training import (WeightAverage, all_reduce_mean, check_ema_decay, export_weights, init_distributed,
+                                 load_checkpoint, lr_at, save_checkpoint, seed_everything, unwrap, wrap_model,
+                                 write_replica_digest)
 
 
 SHIPPED = "speech-cnn"  # the registered model this recipe trains
@@ -176,6 +177,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     """Train (resuming from out/last); `progress(step, steps)` is called after every step."""
     from affect_sdk.device import resolve_device
 
+    check_ema_decay(cfg.ema_decay)  # before minutes of decoding and channel copies
     torch.set_num_threads(cfg.threads)
     ctx = init_distributed(resolve_device(cfg.device))  # DeviceError when the device asked for is not there
     seed_everything(cfg.seed + ctx.rank)
@@ -208,12 +210,8 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
     def lr_of(step: int) -> float:
         return lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
 
-    state = load_checkpoint(out / "last", model, optimizer) or {"step": 0, "best": -1.0, "best_step": -1}
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise InputError(f"--ema must lie in [0, 1) (a per-step decay such as 0.999; 0 is off), not {cfg.ema_decay}.")
     average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
-    if average is not None and state["step"] and (out / "last" / "ema.safetensors").is_file():
-        average.load(out / "last" / "ema.safetensors")
+    state = load_checkpoint(out / "last", model, optimizer, average) or {"step": 0, "best": -1.0, "best_step": -1}
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.json").write_text(json.dumps(run_meta(cfg), indent=2))
@@ -268,10 +266,7 @@ def train(cfg: TrainConfig, progress: Callable[[int, int], None] | None = None) 
                 if score > state["best"]:
                     state["best"], state["best_step"] = score, state["step"]
                     export_weights(scored, out / "best.safetensors")
-                if average is not None:  # before state.json, which marks the checkpoint complete
-                    (out / "last").mkdir(parents=True, exist_ok=True)
-                    average.save(out / "last" / "ema.safetensors")
-                save_checkpoint(out / "last", model, optimizer, state)
+                save_checkpoint(out / "last", model, optimizer, state, average)
                 with (out / "log.jsonl").open("a") as fh:
                     fh.write(json.dumps(record) + "\n")
                 print(json.dumps(record), flush=True)

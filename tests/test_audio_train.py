@@ -145,3 +145,14 @@ def test_a_weight_average_is_validated_exported_and_resumed(tmp_path, shared):
                for k in resumed if resumed[k].dtype.is_floating_point)
     record = json.loads((tmp_path / "whole" / "log.jsonl").read_text().splitlines()[-1])
     assert 0.0 <= record["val_accuracy_raw"] <= 1.0
+
+
+def test_a_weight_average_decay_of_one_is_refused_before_any_data_is_read(tmp_path):
+    from typer.testing import CliRunner
+
+    from affect_sdk.cli import app
+
+    result = CliRunner().invoke(app, ["train", "audio", "--data", str(tmp_path / "none"), "--out",
+                                      str(tmp_path / "run"), "--ema", "1"])
+    assert result.exit_code == 2 and "--ema must lie in [0, 1)" in result.output  # not "no such data folder"
+    assert not (tmp_path / "run").exists() and "Traceback" not in result.output

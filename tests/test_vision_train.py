@@ -130,3 +130,14 @@ def test_a_weight_average_decay_outside_0_1_is_one_line(tmp_path):
     assert not (tmp_path / "t").exists() and "Traceback" not in refused.output
     refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "o"), "--occlude", "-0.1"])
     assert refused.exit_code == 2 and "--occlude must be a share" in refused.output and not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_without_an_average_resumes_one_from_its_weights(tmp_path):
+    from affect_sdk.training import WeightAverage, load_checkpoint, save_checkpoint
+
+    net = torch.nn.Linear(2, 1)
+    save_checkpoint(tmp_path, net, None, {"epoch": 1})  # written by a run without --ema
+    fresh = torch.nn.Linear(2, 1)
+    average = WeightAverage(fresh, 0.9)
+    assert load_checkpoint(tmp_path, fresh, None, average) == {"epoch": 1}
+    assert torch.equal(average.model.weight, net.weight) and torch.equal(fresh.weight, net.weight)

@@ -17,8 +17,8 @@ import torch
 
 from affect_sdk.errors import InputError
 from affect_sdk.registry import get_spec
-from affect_sdk.training import (WeightAverage, all_reduce_mean, init_distributed, load_checkpoint, lr_at,
-                                 save_checkpoint, seed_everything, shard_indices, unwrap, wrap_model,
+from affect_sdk.training import (WeightAverage, all_reduce_mean, check_ema_decay, init_distributed, load_checkpoint,
+                                 lr_at, save_checkpoint, seed_everything, shard_indices, unwrap, wrap_model,
                                  write_replica_digest)
 from affect_sdk.vision.augment import MIX_MODES, AugmentConfig, augment_batch, mix_batch, webcam_augment
 from affect_sdk.vision.data import cached_ferplus, read_ferplus, to_input
@@ -191,8 +191,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"Unknown --mix {cfg.mix!r}; expected one of {', '.join(MIX_MODES)}.")
     if not 0.0 <= cfg.occlude_p <= 1.0:
         raise InputError(f"--occlude must be a share of the faces between 0 and 1, not {cfg.occlude_p}.")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise InputError(f"--ema must lie in [0, 1) (a per-step decay such as 0.998; 0 is off), not {cfg.ema_decay}.")
+    check_ema_decay(cfg.ema_decay)
     if cfg.kd_targets not in ("cached", "online"):
         raise InputError(f"Unknown --kd-targets {cfg.kd_targets!r}; expected 'cached' or 'online'.")
     if cfg.threads:
@@ -251,15 +250,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             teacher_acc = float((cached_kd[:, 0, :8].argmax(1).numpy() == train_set.labels).mean())
             _log(ctx, f"teacher train accuracy (plain views) {teacher_acc:.4f}")
 
-    state = load_checkpoint(out / "last", model, optimizer) or {"epoch": 0, "step": 0, "best_valid": -1.0,
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
+    state = load_checkpoint(out / "last", model, optimizer, average) or {"epoch": 0, "step": 0, "best_valid": -1.0,
                                                                  "history": []}
     if state["epoch"]:
         _log(ctx, f"resuming after epoch {state['epoch']} (best valid {state['best_valid']:.4f})")
-    average: WeightAverage | None = None
-    if cfg.ema_decay:
-        average = WeightAverage(model, cfg.ema_decay)
-        if state["epoch"] and (out / "last" / "ema.safetensors").is_file():
-            average.load(out / "last" / "ema.safetensors")
     steps_per_epoch = len(shard_indices(len(train_set), 0, cfg.seed, ctx)) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     _log(ctx, f"{cfg.role}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params, "
@@ -350,10 +345,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                     from affect_sdk.training import export_weights
 
                     export_weights(scored, out / "best.safetensors")
-                if average is not None:  # before state.json, which marks the checkpoint complete
-                    (out / "last").mkdir(parents=True, exist_ok=True)
-                    average.save(out / "last" / "ema.safetensors")
-                save_checkpoint(out / "last", model, optimizer, state)
+                save_checkpoint(out / "last", model, optimizer, state, average)
             _log(ctx, f"epoch {epoch + 1}/{cfg.epochs} done in {time.time() - started:.0f}s: loss {running:.4f} "
                       f"FER+ valid accuracy {valid_acc:.4f}{raw_note} (best {state['best_valid']:.4f})")
     finally:

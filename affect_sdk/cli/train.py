@@ -195,8 +195,7 @@ def train_audio(
     narrowband_mask: Optional[bool] = typer.Option(None, "--narrowband-mask/--no-narrowband-mask", help="Mask the "
                                                    "bands above 4 kHz of telephone-band windows (default: as the "
                                                    "shipped model's registry entry)."),
-    ema_decay: float = typer.Option(0.0, "--ema", help="Per-step decay of a moving average of the weights, which "
-                                    "is then validated, selected and exported (e.g. 0.999); 0: off."),
+    ema_decay: Ema = 0.0,
     band_norm: Optional[bool] = typer.Option(None, "--band-norm/--no-band-norm", help="Normalise each mel band "
                                              "by its own mean over the window (default: as the shipped model's "
                                              "registry entry)."),
