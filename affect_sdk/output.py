@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -88,6 +89,23 @@ class JsonlWriter:
         self.close()
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: done once, at import, before any threads
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits `path` keeps if it exists, else those a plain open() would give a new file."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
 def replace_file(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Run `write(temporary path)` beside `path`, then rename it over `path`: a failure leaves no half file."""
     path = Path(path)
@@ -99,6 +117,7 @@ def replace_file(path: str | Path, write: Callable[[Path], Any]) -> Path:
     temporary = Path(name)
     try:
         write(temporary)
+        os.chmod(temporary, _mode_for(path))  # mkstemp's 0600 would hide the file from everyone else
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ already written stays whole."""
 import json
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,16 @@ def test_overwrite_empties_the_file_and_append_keeps_it(tmp_path):
 def test_a_report_into_a_missing_folder_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match="gone/report.md"):
         write_text_file(tmp_path / "gone" / "report.md", "text")
+
+
+def test_an_atomically_written_file_gets_the_permissions_a_plain_write_would_and_keeps_an_existing_files(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    fresh = write_text_file(tmp_path / "report.md", "text")
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)  # not mkstemp's 0600
+
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    write_text_file(private, '{"a": 1}')
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_text() == '{"a": 1}'
