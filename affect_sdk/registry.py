@@ -71,23 +71,23 @@ RAVDESS_TRAIN_PRIOR = (0.2, 0.13333, 0.13333, 0.13333, 0.13333, 0.13333, 0.13333
 register(ModelSpec(
     name="speech-cnn",
     task="speech",
-    weights="speech-cnn.safetensors",  # v2: v1's first member fine-tuned with channel copies (model card)
-    sha256="578809e43ac667905933c84580c2bc41f3136c1bb1a25fd5f191652580a97fff",
+    weights="speech-cnn.safetensors",  # v3: two 1-D members, v2's twin ft-m1 and a from-scratch run (model card)
+    sha256="b58c1ca5915c71e1d977b29a5c18ca8e17ff1c7944bea4b766c9448df9fd1192",
     licence="CC BY-NC-SA 4.0 (trained on RAVDESS, Livingstone & Russo 2018): non-commercial, share-alike",
     factory="affect_sdk.audio.nets:create_speech_cnn",
-    arch={"kind": "1d", "channels": [128, 192, 256, 256]},
+    arch={"kind": "1d", "channels": [128, 192, 256, 256], "members": 2},
     preprocess={"sample_rate": 16000, "n_fft": 512, "win_length": 400, "hop_length": 160, "n_mels": 64,
                 "fmin": 50.0, "fmax": 7600.0, "top_db": 80.0, "narrowband_mask": True, "window_s": 2.0,
                 "hop_s": 0.5},
     card="speech-cnn.md",
     onnx="speech-cnn.onnx",  # affect export onnx --model speech-cnn --out affect_sdk/weights
-    onnx_sha256="49ee0130e0d9f220aa4747858101d0212dc87d80d16751405e401276643efba8",
-    # calibration (affect_sdk.audio.calibrate): `affect train audio-calibration --model runs/audio-v2/ft-m0`;
+    onnx_sha256="0ff0a6cb991cd2468bd0493c21fb7ca6cdbdd568619235ba32357b433bf4e5c8",
+    # calibration (affect_sdk.audio.calibrate): `affect train audio-calibration --model runs/s9/speech-ens-m1-long`;
     # prior from actors 01-14, temperatures and neutral reference from the validation actors 15-16 only
     prior=RAVDESS_TRAIN_PRIOR,
     prior_mode="train",
-    temperature={"train": 0.827, "blend": 0.8323, "balanced": 0.8385},
-    neutral_reference=(3.6198, -0.5241, 0.7521, -0.5619, -1.7464, 0.0664, 0.4147, -23.9038),
+    temperature={"train": 0.6198, "blend": 0.6252, "balanced": 0.6317},
+    neutral_reference=(-0.4968, -4.398, -2.6463, -4.1165, -5.1824, -3.8458, -3.4935, -15.5221),
     description="Small temporal CNN over level-normalised 2 s log-mel windows (telephone-band windows masked above "
                 "4 kHz) -> 8 canonical classes; V/A from the class table (speech corpora have no V/A labels).",
 ))
