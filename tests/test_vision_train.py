@@ -141,3 +141,14 @@ def test_a_checkpoint_without_an_average_resumes_one_from_its_weights(tmp_path):
     average = WeightAverage(fresh, 0.9)
     assert load_checkpoint(tmp_path, fresh, None, average) == {"epoch": 1}
     assert torch.equal(average.model.weight, net.weight) and torch.equal(fresh.weight, net.weight)
+
+
+def test_lowres_sets_the_share_of_small_faces_over_the_preset_and_refuses_a_share_outside_0_1(tmp_path):
+    from affect_sdk.vision.train import TrainConfig
+
+    assert TrainConfig(augment_preset="webcam").resolved_augment.lowres_prob == 0.15  # the preset's, by default
+    assert TrainConfig(augment_preset="webcam", lowres_p=0.3).resolved_augment.lowres_prob == 0.3
+    assert TrainConfig(augment_preset="fer", lowres_p=0.0).resolved_augment.lowres_prob == 0.0
+    refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "l"), "--lowres", "1.2"])
+    assert refused.exit_code == 2 and "--lowres must be a share" in refused.output
+    assert not (tmp_path / "l").exists() and "Traceback" not in refused.output

@@ -66,6 +66,7 @@ class TrainConfig:
     mix_p: float = 0.5  # share of the images that are mixed
     mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
     occlude_p: float = 0.0  # > 0: share of faces with the mouth or the eyes covered (vision.augment.occlude_half)
+    lowres_p: float | None = None  # share of faces shrunk to 14-32 px and back (None: the preset's, webcam 0.15)
     ema_decay: float = 0.0  # > 0: validate, select and export a moving average of the weights (per-step decay)
     limit: int | None = None  # use only the first N training images (smoke tests)
     log_every: int = 50
@@ -83,10 +84,12 @@ class TrainConfig:
         if self.augment_preset not in ("fer", "webcam"):
             raise InputError(f"Unknown augmentation preset {self.augment_preset!r}; expected 'fer' or 'webcam'.")
         augment = webcam_augment() if self.augment_preset == "webcam" else self.augment
-        if self.occlude_p:
-            from dataclasses import replace
+        from dataclasses import replace
 
+        if self.occlude_p:
             augment = replace(augment, half_occlusion_prob=self.occlude_p)
+        if self.lowres_p is not None:
+            augment = replace(augment, lowres_prob=self.lowres_p)
         return augment
 
     @property
@@ -191,6 +194,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"Unknown --mix {cfg.mix!r}; expected one of {', '.join(MIX_MODES)}.")
     if not 0.0 <= cfg.occlude_p <= 1.0:
         raise InputError(f"--occlude must be a share of the faces between 0 and 1, not {cfg.occlude_p}.")
+    if cfg.lowres_p is not None and not 0.0 <= cfg.lowres_p <= 1.0:
+        raise InputError(f"--lowres must be a share of the faces between 0 and 1, not {cfg.lowres_p}.")
     check_ema_decay(cfg.ema_decay)
     if cfg.kd_targets not in ("cached", "online"):
         raise InputError(f"Unknown --kd-targets {cfg.kd_targets!r}; expected 'cached' or 'online'.")

@@ -65,6 +65,9 @@ MixP = Annotated[float, typer.Option("--mix-p", help="Share of the images --mix 
 Occlude = Annotated[float, typer.Option("--occlude", help="Share of the faces with the mouth and jaw (mostly) or "
                                         "the eyes covered, so both halves of the face learn to carry the "
                                         "expression; 0: off.")]
+LowRes = Annotated[Optional[float], typer.Option("--lowres", help="Share of the faces shrunk to 14-32 px (at 48 px; "
+                                                "scaled with --input-size) and back, like a face far from the "
+                                                "camera (default: the --augment preset's, webcam 0.15, fer 0).")]
 Ema = Annotated[float, typer.Option("--ema", help="Per-step decay of a moving average of the weights, which is "
                                     "then validated, selected and exported (e.g. 0.998: about the last 500 "
                                     "steps); 0: off.")]
@@ -84,7 +87,7 @@ def train_vision_teacher(
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
     seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
     precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5,
-    occlude_p: Occlude = 0.0, ema_decay: Ema = 0.0, init: Init = None,
+    occlude_p: Occlude = 0.0, lowres_p: LowRes = None, ema_decay: Ema = 0.0, init: Init = None,
     net: Net = "", limit: Limit = None, quiet: Quiet = False,
 ) -> None:
     """Train the face teacher on FER+ (resumes from --out/last when present)."""
@@ -92,7 +95,7 @@ def train_vision_teacher(
         "teacher", data=data, out=out, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         input_size=input_size, arch=arch, seed=seed, device=device, threads=threads, cache_dir=cache_dir,
         limit=limit, precision=precision, augment_preset=augment, mix=mix, mix_p=mix_p, occlude_p=occlude_p,
-        ema_decay=ema_decay, init=init, net=net), quiet)
+        lowres_p=lowres_p, ema_decay=ema_decay, init=init, net=net), quiet)
 
 
 @train_app.command("vision-student")
@@ -119,7 +122,7 @@ def train_vision_student(
     lr: LearningRate = 3e-3, weight_decay: WeightDecay = 0.05, input_size: InputSize = 48, arch: Arch = "",
     seed: Seed = 0, device: DeviceOption = None, threads: Threads = 1, cache_dir: CacheDir = ".cache",
     precision: Precision = "fp32", augment: Augment = "fer", mix: Mix = "none", mix_p: MixP = 0.5,
-    occlude_p: Occlude = 0.0, ema_decay: Ema = 0.0, init: Init = None,
+    occlude_p: Occlude = 0.0, lowres_p: LowRes = None, ema_decay: Ema = 0.0, init: Init = None,
     net: Net = "", limit: Limit = None, quiet: Quiet = False,
 ) -> None:
     """Distil the face student from a teacher (eq. 1-3), or train it without KD (resumes from --out/last)."""
@@ -128,7 +131,7 @@ def train_vision_student(
         input_size=input_size, arch=arch, alpha=alpha, temperature=temperature, margin=margin, nu=nu,
         teacher=teacher, teacher_input_size=teacher_input_size, kd_targets=kd_targets, kd_mirrors=kd_mirrors,
         seed=seed, device=device, threads=threads, cache_dir=cache_dir, limit=limit, precision=precision,
-        augment_preset=augment, mix=mix, mix_p=mix_p, occlude_p=occlude_p,
+        augment_preset=augment, mix=mix, mix_p=mix_p, occlude_p=occlude_p, lowres_p=lowres_p,
         ema_decay=ema_decay, init=init, net=net), quiet)
 
 
