@@ -88,8 +88,9 @@ register(ModelSpec(
     prior_mode="train",
     temperature={"train": 0.6198, "blend": 0.6252, "balanced": 0.6317},
     neutral_reference=(-0.4968, -4.398, -2.6463, -4.1165, -5.1824, -3.8458, -3.4935, -15.5221),
-    description="Small temporal CNN over level-normalised 2 s log-mel windows (telephone-band windows masked above "
-                "4 kHz) -> 8 canonical classes; V/A from the class table (speech corpora have no V/A labels).",
+    description="Two small temporal CNNs, probabilities averaged, over level-normalised 2 s log-mel windows "
+                "(telephone-band windows masked above 4 kHz) -> 8 canonical classes; V/A from the class table "
+                "(speech corpora have no V/A labels).",
 ))
 
 
