@@ -5,6 +5,7 @@ valid JSON (a failed line is cut back to the last newline) and a report file is 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -117,7 +118,8 @@ def replace_file(path: str | Path, write: Callable[[Path], Any]) -> Path:
     temporary = Path(name)
     try:
         write(temporary)
-        os.chmod(temporary, _mode_for(path))  # mkstemp's 0600 would hide the file from everyone else
+        with contextlib.suppress(OSError):  # a filesystem without modes (vfat) still gets the file
+            os.chmod(temporary, _mode_for(path))  # mkstemp's 0600 would hide it from everyone else
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)

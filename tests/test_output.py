@@ -131,3 +131,14 @@ def test_an_atomically_written_file_gets_the_permissions_a_plain_write_would_and
     private.chmod(0o600)
     write_text_file(private, '{"a": 1}')
     assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_text() == '{"a": 1}'
+
+
+def test_a_filesystem_that_refuses_modes_still_gets_the_whole_file(tmp_path, monkeypatch):
+    import os
+
+    def refuse(*args, **kwargs):  # vfat or some network mounts: chmod fails with EPERM, writing does not
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    written = write_text_file(tmp_path / "report.md", "whole text")
+    assert written.read_text() == "whole text" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
