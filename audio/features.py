@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -369,24 +369,43 @@ def _frame_levels(wave: np.ndarray, cfg: VadConfig) -> np.ndarray:
 
 def active_fraction(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:
     """Fraction of frames in a window that the voice-activity gate counts as speech-like (see VadConfig)."""
-    levels = _frame_levels(wave, cfg)
-    return float(np.mean(levels > np.percentile(levels, 10) + cfg.contrast_db))
+    return _active_fraction(_frame_levels(wave, cfg), cfg)
 
 
 def speech_seconds(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> float:
     """Seconds of speech in a window, the evidence a label rests on: frames `evidence_db` above the window's quiet
     frames and within `range_db` of its loudest, times the frame hop. Continuous speech counts nearly whole; a
     blip counts its own length; stationary noise between words does not count."""
+    return _speech_seconds(_frame_levels(wave, cfg), cfg) if len(wave) else 0.0
+
+
+class VoiceActivity(NamedTuple):
+    voiced: bool  # the gate's verdict: is_voiced
+    speech_s: float  # the evidence: speech_seconds
+
+
+def voice_activity(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> VoiceActivity:
+    """is_voiced and speech_seconds of one window from a single pass over its frames (the streaming path needs
+    both for every window; the frame levels are most of the gate's cost)."""
     if len(wave) == 0:
-        return 0.0
+        return VoiceActivity(False, 0.0)
     levels = _frame_levels(wave, cfg)
-    evident = (levels > np.percentile(levels, 10) + cfg.evidence_db) & (levels > levels.max() - cfg.range_db)
-    return float(np.count_nonzero(evident) * cfg.hop / cfg.rate)
+    speech_s = _speech_seconds(levels, cfg)
+    return VoiceActivity(_active_fraction(levels, cfg) >= cfg.min_active and speech_s >= cfg.min_speech_s, speech_s)
 
 
 def is_voiced(wave: np.ndarray, cfg: VadConfig = VadConfig()) -> bool:
     """Speech-like enough (VadConfig.min_active) and with enough seconds of speech (VadConfig.min_speech_s)."""
-    return active_fraction(wave, cfg) >= cfg.min_active and speech_seconds(wave, cfg) >= cfg.min_speech_s
+    return voice_activity(wave, cfg).voiced
+
+
+def _active_fraction(levels: np.ndarray, cfg: VadConfig) -> float:
+    return float(np.mean(levels > np.percentile(levels, 10) + cfg.contrast_db))
+
+
+def _speech_seconds(levels: np.ndarray, cfg: VadConfig) -> float:
+    evident = (levels > np.percentile(levels, 10) + cfg.evidence_db) & (levels > levels.max() - cfg.range_db)
+    return float(np.count_nonzero(evident) * cfg.hop / cfg.rate)
 
 
 def window_bounds(n_samples: int, window: int, hop: int) -> list[tuple[int, int]]:

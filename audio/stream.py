@@ -15,8 +15,8 @@ import math
 import numpy as np
 
 from affect_sdk.audio.calibrate import SpeechCalibration, speech_calibration
-from affect_sdk.audio.features import (FeatureConfig, Resampler, VadConfig, bandwidth_hz, is_voiced, speech_seconds,
-                                       to_mono, window_bounds, window_features)
+from affect_sdk.audio.features import (FeatureConfig, Resampler, VadConfig, bandwidth_hz, is_voiced, to_mono,
+                                       voice_activity, window_bounds, window_features)
 from affect_sdk.checks import finite_time
 from affect_sdk.errors import InputError
 from affect_sdk.labels import NUM_CLASSES
@@ -122,7 +122,8 @@ class SpeechStream:
 
     def _analyze(self, bounds: list[tuple[int, int]]) -> list[SpeechAffect]:
         windows = [self._buffer[s - self._buffer_start:e - self._buffer_start] for s, e in bounds]
-        voiced = [is_voiced(w, self.vad) for w in windows]
+        activity = [voice_activity(w, self.vad) for w in windows]  # one pass each: verdict and evidence
+        voiced = [a.voiced for a in activity]
         run = [i for i, v in enumerate(voiced) if v or not self.gate]
         logits, va, narrow = run_windows(self.runner, windows, self.window, self.features, run)
         probs = np.full_like(logits, np.nan)
@@ -139,7 +140,7 @@ class SpeechStream:
             start, end = self.t0 + s / self.rate, self.t0 + e / self.rate
             common = dict(t=(start + end) / 2, voiced=voiced[i], start=start, end=end,
                           bandwidth=bandwidth_hz(bool(narrow[i]), self.input_rate, self.features),
-                          speech_s=round(speech_seconds(windows[i], self.vad), 2))
+                          speech_s=round(activity[i].speech_s, 2))
             if i in run_set:
                 p = probs[i]
                 results.append(SpeechAffect(probs=tuple(float(v) for v in p), valence=float(va[i][0]),

@@ -162,3 +162,14 @@ def test_per_band_normalisation_removes_a_microphones_fixed_colouring(speech):
     gap_plain, gap_band = (float(np.abs(a - b).mean()) for a, b in (plain, per_band))
     assert gap_band < 0.5 * gap_plain  # the tilt is mostly gone (floor and frame edges keep a little of it)
     np.testing.assert_allclose(model_input(window * 10.0, banded), per_band[0], atol=1e-4, rtol=0)  # +20 dB
+
+
+def test_voice_activity_is_the_gate_and_the_evidence_in_one_pass(speech):
+    from affect_sdk.audio.features import speech_seconds, voice_activity
+
+    rng = np.random.default_rng(3)
+    for window in (speech[16000:48000], speech[20000:20800], np.zeros(32000), rng.standard_normal(32000) * 0.05,
+                   np.zeros(0)):
+        activity = voice_activity(window)
+        assert activity == (is_voiced(window), speech_seconds(window))
+    assert voice_activity(speech[16000:48000]).voiced and voice_activity(np.zeros(0)) == (False, 0.0)

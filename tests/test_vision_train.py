@@ -152,3 +152,6 @@ def test_lowres_sets_the_share_of_small_faces_over_the_preset_and_refuses_a_shar
     refused = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "l"), "--lowres", "1.2"])
     assert refused.exit_code == 2 and "--lowres must be a share" in refused.output
     assert not (tmp_path / "l").exists() and "Traceback" not in refused.output
+    mixed = runner.invoke(app, ["train", "vision-student", "--out", str(tmp_path / "m"), "--mix", "mixup",
+                                "--mix-p", "2"])  # before, a share above 1 silently meant "every image"
+    assert mixed.exit_code == 2 and "--mix-p must be a share" in mixed.output and not (tmp_path / "m").exists()

@@ -192,7 +192,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         raise InputError(f"Unknown role {cfg.role!r}; expected 'teacher' or 'student'.")
     if cfg.mix not in MIX_MODES:
         raise InputError(f"Unknown --mix {cfg.mix!r}; expected one of {', '.join(MIX_MODES)}.")
-    for option, share in (("--occlude", cfg.occlude_p), ("--lowres", cfg.lowres_p)):
+    for option, share in (("--occlude", cfg.occlude_p), ("--lowres", cfg.lowres_p), ("--mix-p", cfg.mix_p)):
         if share is not None and not 0.0 <= share <= 1.0:
             raise InputError(f"{option} must be a share of the faces between 0 and 1, not {share}.")
     check_ema_decay(cfg.ema_decay)
