@@ -178,6 +178,24 @@ register(ModelSpec(
 ))
 
 register(ModelSpec(
+    name="face-teacher-r64-webcam",
+    task="face",
+    weights="face-teacher-r64-webcam.safetensors",  # fp16, as face-teacher-r64
+    sha256="449ee48040f6ad81746d11329f7630d0ef93b5a1510135f1fd72cbfe1bd2c496",
+    licence=FACE_LICENCE,
+    factory="affect_sdk.vision.nets:create_teacher",
+    arch={"widths": [64, 128, 256, 512], "depths": [1, 1, 1, 1], "stem_stride": 2},
+    preprocess=FACE_PREPROCESS,
+    card="face-teacher.md",
+    prior=FERPLUS_TRAIN_PRIOR,  # calibration: affect train vision-calibration --model runs/s10/teacher-r64-webcam-long-s3-fp16
+    temperature={"train": 0.6842, "blend": 0.6452, "balanced": 0.6443},
+    neutral_reference=(2.223, -1.74, 0.1591, -2.1774, -3.197, -2.5926, -1.7086, -1.3111),
+    description="Fourth face teacher (face-teacher-r64's architecture, webcam augmentation from the start, seed 3, "
+                "60 epochs): the most accurate and most camera-robust face model here, but one real clip fewer "
+                "than face-student with a baseline, so not the default (card); the next students' warm start.",
+))
+
+register(ModelSpec(
     name="face-mini-xception",
     task="face",
     weights="face-mini-xception.safetensors",

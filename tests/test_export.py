@@ -17,7 +17,7 @@ from affect_sdk.runtime import create_runner
 TORCH_MODELS = [spec.name for spec in exportable_models()]
 # Models that run inference ship an ONNX twin; a teacher kept only as a distillation-ensemble member (its card says
 # so) may leave it out: nothing serves it, and its twin would be the largest file in the package.
-TEACHER_ONLY = {"face-teacher-r64", "face-teacher-r64-s2"}
+TEACHER_ONLY = {"face-teacher-r64", "face-teacher-r64-s2", "face-teacher-r64-webcam"}
 INT8_MAX_DIFF = 1.0
 
 
