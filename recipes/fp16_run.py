@@ -10,7 +10,14 @@ import argparse
 import shutil
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+
+def half_copy(source: Path, target: Path) -> None:
+    """Write the safetensors file `source` to `target` with every float tensor in fp16 (also what
+    recipes/gpu_vision.py returns: a teacher's fp32 file can be over the 16 MiB a returned file may have)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(source))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(target))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="run folder with best.safetensors")
     parser.add_argument("out", type=Path, help="folder for the fp16 copy")
     args = parser.parse_args(argv)
-    weights = load_file(str(args.run / "best.safetensors"))
+    if not (args.run / "best.safetensors").is_file():
+        parser.error(f"{args.run} has no best.safetensors: give a training run folder.")  # one sentence, exit 2
     args.out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
-              str(args.out / "best.safetensors"))
+    half_copy(args.run / "best.safetensors", args.out / "best.safetensors")
     for name in ("model.json", "config.json"):
         if (args.run / name).is_file():
             shutil.copyfile(args.run / name, args.out / name)

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from fp16_run import half_copy  # this folder is on sys.path when a recipe runs as a script
+
 REPO = Path(__file__).resolve().parents[1]
 TEACHER_ARCH = {"widths": [48, 96, 192, 384], "depths": [2, 2, 2, 2], "stem_stride": 2}  # 6.3 M: fp16 < 16 MiB
 SPLITS = ("train", "valid", "test")
@@ -169,7 +171,7 @@ def run(args: argparse.Namespace) -> None:
         out.mkdir(parents=True, exist_ok=True)
         meta = {}
         for best in sorted(Path(args.work).glob("teacher-s*/best.safetensors"))[:7]:
-            _half_copy(best, out / f"{best.parent.name}.safetensors")
+            half_copy(best, out / f"{best.parent.name}.safetensors")
             meta[best.parent.name] = json.loads((best.parent / "model.json").read_text())
         (out / "gpu_vision.json").write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}", "meta": meta,
                                                          "seconds": round(time.time() - started)}, indent=2))
@@ -243,24 +245,16 @@ def train_and_score(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2), flush=True)
 
 
-def _half_copy(source: Path, target: Path) -> None:
-    """fp16 weights: a teacher's or the student's fp32 file can be over the 16 MiB a returned file may have."""
-    from safetensors.torch import load_file, save_file
-
-    weights = load_file(str(source))
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(target))
-
-
 def _return_files(summary: dict, teachers: list[dict], students: list[dict], out: Path) -> None:
     """At most 8 files come back: the teachers and the best KD and no-KD students in fp16, this summary."""
     out.mkdir(parents=True, exist_ok=True)
     for config in teachers:
-        _half_copy(Path(config["out"]) / "best.safetensors", out / f"{Path(config['out']).name}.safetensors")
+        half_copy(Path(config["out"]) / "best.safetensors", out / f"{Path(config['out']).name}.safetensors")
     for kd in (True, False):
         runs = [c for c in students if bool(c.get("teacher")) == kd]
         best = max(runs, key=lambda c: summary["runs"][Path(c["out"]).name]["valid"])
         # fp16 too: the shipped student's architecture (r64, 4.9 M parameters) is 19.6 MB in fp32
-        _half_copy(Path(best["out"]) / "best.safetensors", out / f"{Path(best['out']).name}.safetensors")
+        half_copy(Path(best["out"]) / "best.safetensors", out / f"{Path(best['out']).name}.safetensors")
     summary["meta"] = {Path(c["out"]).name: json.loads((Path(c["out"]) / "model.json").read_text())
                        for c in teachers + students}
 

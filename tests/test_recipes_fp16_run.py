@@ -37,3 +37,12 @@ def test_fp16_copy_halves_floats_keeps_the_meta_and_the_outputs(tmp_path):
     with torch.no_grad():
         before, after = net(x)[0], create_model(resolve_model(str(out)))(x)[0]
     assert torch.allclose(before, after, atol=2e-2)
+
+
+def test_a_folder_without_weights_is_one_sentence_and_exit_2(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as stop:
+        load_recipe().main([str(tmp_path / "nothing"), str(tmp_path / "out")])
+    assert stop.value.code == 2 and "has no best.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
