@@ -1,7 +1,8 @@
 """Out-of-domain checks for face models, built from the data at hand (no test split is tuned on).
 
-1. FER+ Test under camera-like degradations: blur, sensor noise, JPEG, a low-resolution face, under- and
-   over-exposure (fixed seeds, so every model sees the same pixels).
+1. FER+ Test (or Valid, `--split valid`, to choose between candidates) under camera-like degradations: blur,
+   sensor noise, JPEG, a low-resolution face, under- and over-exposure (fixed seeds, so every model sees the same
+   pixels).
 2. FER+ Test re-cropped through the live path: YuNet on the image, then affect_sdk.vision.align.crop_face.
 3. The 7 real RAVDESS audio-visual clips through the live path: frame accuracy, and the clip label read over time
    (affect_sdk.vision.temporal) without and with a personal baseline. The baseline of each clip is another
@@ -127,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--priors", default="train,blend,balanced")
     parser.add_argument("--ferplus", default="../shared/data/ferplus")
     parser.add_argument("--clips", default="../shared/data/ravdess_av_clips")
-    parser.add_argument("--limit", type=int, default=None, help="Only the first N FER+ Test images.")
+    parser.add_argument("--split", default="test", choices=("test", "valid"),
+                        help="FER+ split to degrade and re-crop (valid: to choose between candidates)")
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N images of the split.")
     parser.add_argument("--out", default="runs/ood/face.json")
     args = parser.parse_args(argv)
-    test = read_ferplus(args.ferplus, "test", limit=args.limit)
+    test = read_ferplus(args.ferplus, args.split, limit=args.limit)
     degraded = {kind: degrade(test.images, kind) for kind in DEGRADATIONS}
     clip_files = sorted(Path(args.clips).glob("*.mp4"))
     by_size: dict[int, tuple] = {}  # crops are cut at each model's input size, as the live path cuts them

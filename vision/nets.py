@@ -167,12 +167,32 @@ def _init(model: nn.Module) -> nn.Module:
     return model
 
 
-def create_teacher(**arch) -> Teacher:
+class FaceEnsemble(nn.Module):
+    """Several ResNets of one architecture trained apart (other seeds, augmentation, lineage) as one net.
+
+    Logits: the mean of the members' log-probabilities (equal weights), which is what
+    vision.teachers.combine_members computes for a teacher ensemble; V/A: the members' mean. One graph, so it is
+    exported, quantized, calibrated and given a baseline exactly as a single net is."""
+
+    def __init__(self, members: int, **arch) -> None:
+        super().__init__()
+        if members < 2:
+            raise ValueError(f"an ensemble needs at least 2 members; got {members}")
+        self.members = nn.ModuleList(Teacher(**arch) for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member(x) for member in self.members]
+        log_probs = torch.stack([torch.log_softmax(logits, dim=1) for logits, _ in outputs]).mean(dim=0)
+        return log_probs, torch.stack([va for _, va in outputs]).mean(dim=0)
+
+
+def create_teacher(members: int = 1, **arch) -> nn.Module:
+    """The ResNet ('affect_sdk.vision.nets:create_teacher'); with members > 1, that many in one FaceEnsemble."""
     if "widths" in arch:
         arch["widths"] = tuple(arch["widths"])
     if "depths" in arch:
         arch["depths"] = tuple(arch["depths"])
-    return _init(Teacher(**arch))
+    return _init(Teacher(**arch) if members == 1 else FaceEnsemble(members, **arch))
 
 
 def create_student(**arch) -> Student:
