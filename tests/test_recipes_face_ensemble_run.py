@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from affect_sdk import registry
 from affect_sdk.registry import create_model, resolve_model
 from affect_sdk.vision.nets import create_teacher
 from affect_sdk.vision.teachers import combine_members
@@ -36,7 +37,8 @@ def write_run(folder: Path, seed: int, arch: dict = ARCH, size: int = 48) -> tor
     return net
 
 
-def test_the_ensemble_run_computes_the_teacher_ensemble_of_its_members(tmp_path):
+def test_the_ensemble_run_computes_the_teacher_ensemble_of_its_members(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # run folders registered here go with it
     nets = [write_run(tmp_path / f"m{i}", seed=i) for i in range(2)]
     out = tmp_path / "pair"
     assert load_recipe().main([str(tmp_path / "m0"), str(tmp_path / "m1"), "--out", str(out)]) == 0
@@ -66,3 +68,18 @@ def test_half_stores_fp16_and_mismatched_members_are_one_sentence_exit_2(tmp_pat
 
     assert {v.dtype for v in load_file(str(tmp_path / "h" / "best.safetensors")).values()
             if v.is_floating_point()} == {torch.float16}
+
+
+def test_the_ensemble_exports_to_one_onnx_graph_that_matches_torch(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    from dataclasses import replace
+
+    from affect_sdk.export import TOLERANCE, export_model
+    from affect_sdk.registry import get_spec, register
+
+    for i in range(2):
+        write_run(tmp_path / f"m{i}", seed=i)
+    load_recipe().main([str(tmp_path / "m0"), str(tmp_path / "m1"), "--out", str(tmp_path / "pair")])
+    register(replace(get_spec(resolve_model(str(tmp_path / "pair"))), name="test-face-pair"))
+    done = export_model("test-face-pair", tmp_path)
+    assert done.path.is_file() and done.max_abs_diff <= TOLERANCE and done.quantization is None
