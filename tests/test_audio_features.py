@@ -100,6 +100,17 @@ def test_voice_activity(speech):
     assert active_fraction(np.zeros(10)) == 0.0
 
 
+def test_speech_in_a_noisy_room_is_voiced_and_the_noise_alone_is_not(speech):
+    from affect_sdk.audio.augment import add_noise
+    from affect_sdk.audio.features import speech_seconds
+
+    window = speech[8000:40000]
+    for seed in range(3):
+        noisy = add_noise(window, 10.0, np.random.default_rng(seed))  # pink noise 10 dB below the speech
+        assert is_voiced(noisy) and speech_seconds(noisy) >= 0.5
+        assert not is_voiced(noisy - window)  # the same noise without the speech
+
+
 def test_window_bounds():
     assert window_bounds(0, 100, 25) == []
     assert window_bounds(60, 100, 25) == [(0, 60)]
