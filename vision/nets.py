@@ -172,7 +172,7 @@ class FaceEnsemble(nn.Module):
 
     Logits: the mean of the members' log-probabilities (equal weights), which is what
     vision.teachers.combine_members computes for a teacher ensemble; V/A: the members' mean. One graph, so it is
-    exported, quantized, calibrated and given a baseline exactly as a single net is."""
+    exported to one ONNX file, calibrated and given a baseline exactly as a single net is."""
 
     def __init__(self, members: int, **arch) -> None:
         super().__init__()
