@@ -1,6 +1,6 @@
 """Several face ResNets of one architecture as one run folder: a FaceEnsemble (affect_sdk.vision.nets) whose
-weights are the members' own, so `affect train vision-calibration --model OUT`, `affect eval vision --model OUT`
-and `affect export onnx` treat the ensemble as one model.
+weights are the members' own, so `affect train vision-calibration --model OUT` and `affect eval vision --model
+OUT` treat the ensemble as one model, and once registered it exports to one ONNX file (affect_sdk.export).
 
     python recipes/face_ensemble_run.py face-teacher-r64-webcam runs/s9/student-r64-nokd-init2-s0 \
         --out runs/s11/pair-T-c --half
