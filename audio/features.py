@@ -80,7 +80,8 @@ class VadConfig:
         from affect_sdk.checks import finite_number, probability
 
         finite_number("floor_db", self.floor_db, "dB")
-        finite_number("contrast_db", self.contrast_db, "dB")
+        for name in ("contrast_db", "evidence_db", "range_db"):
+            finite_number(name, getattr(self, name), "dB")
         probability("min_active", self.min_active)
         if not (isinstance(self.min_speech_s, (int, float)) and 0 <= self.min_speech_s < float("inf")):
             raise InputError(f"min_speech_s must be a finite number of seconds >= 0; got {self.min_speech_s!r}.")

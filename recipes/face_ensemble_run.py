@@ -17,8 +17,7 @@ from pathlib import Path
 
 from affect_sdk.errors import AffectError, InputError
 from affect_sdk.registry import get_spec, load_state_dict, resolve_model
-
-FACTORY = "affect_sdk.vision.nets:create_teacher"
+from affect_sdk.vision.train import TEACHER_FACTORY as FACTORY
 
 
 def member_arch(ref: str) -> tuple[dict, int]:

@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="Only the first N images of the split.")
     parser.add_argument("--out", default="runs/ood/face.json")
     args = parser.parse_args(argv)
-    test = read_ferplus(args.ferplus, args.split, limit=args.limit)
-    degraded = {kind: degrade(test.images, kind) for kind in DEGRADATIONS}
+    faces = read_ferplus(args.ferplus, args.split, limit=args.limit)
+    degraded = {kind: degrade(faces.images, kind) for kind in DEGRADATIONS}
     clip_files = sorted(Path(args.clips).glob("*.mp4"))
     by_size: dict[int, tuple] = {}  # crops are cut at each model's input size, as the live path cuts them
     report = {}
@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         for prior in args.priors.split(","):
             analyzer = FaceAnalyzer(name, prior=prior)
             if analyzer.input_size not in by_size:
-                by_size[analyzer.input_size] = (*recropped_ferplus(test.images, analyzer.input_size),
+                by_size[analyzer.input_size] = (*recropped_ferplus(faces.images, analyzer.input_size),
                                                 clip_crops(clip_files, analyzer.input_size))
             recropped, found, clips = by_size[analyzer.input_size]
-            row = {kind: scores(test.labels, analyzer.analyze_crops(images)[0]) for kind, images in degraded.items()}
-            row["yunet_recrop"] = scores(test.labels, analyzer.analyze_crops(recropped)[0])
+            row = {kind: scores(faces.labels, analyzer.analyze_crops(images)[0]) for kind, images in degraded.items()}
+            row["yunet_recrop"] = scores(faces.labels, analyzer.analyze_crops(recropped)[0])
             row["yunet_found"] = round(found, 4)
             row["clips"] = clip_checks(analyzer, clips) if clips else None
             report[f"{model} / {prior}"] = row

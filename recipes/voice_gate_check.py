@@ -3,8 +3,9 @@
 For each setting ACTIVE/EVIDENCE (VadConfig.contrast_db / evidence_db, dB above a window's quiet frames) it
 reports, on RAVDESS utterances of the given actors (2 s windows, 0.5 s hop, as the stream cuts them): the share
 of windows voiced and the number of utterances without any voiced window, clean, in pink noise at 10 and 5 dB
-SNR and on the telephone band with mu-law; and the share of voiced windows in 10 s of noise alone (white, pink,
-mains hum, fan, and pink noise whose level swings +-30 % at 0.5 Hz). Choose on the validation actors 15-16.
+SNR and on the telephone band with mu-law (recipes/speech_cross_condition.py's conditions, plus 5 dB SNR); and
+the share of voiced windows in 10 s of noise alone (white, pink, mains hum, fan, and pink noise whose level
+swings +-30 % at 0.5 Hz). Choose on the validation actors 15-16.
 
     python recipes/voice_gate_check.py --speakers 15,16 --gates 12/6,6/4,6/3,5/3,4/3 --out runs/s11/voice-gate.json
 """
@@ -17,25 +18,23 @@ from pathlib import Path
 
 import numpy as np
 
-from affect_sdk.audio.augment import add_noise, band_limit, mu_law, pink_noise, resample, set_level
+from speech_cross_condition import DATA, condition  # this folder is on sys.path when a recipe runs as a script
+
+from affect_sdk.audio.augment import add_noise, pink_noise, resample
 from affect_sdk.audio.data import read_dataset, select_speakers
 from affect_sdk.audio.features import MODEL_RATE, VadConfig, load_audio, voice_activity, window_bounds
+from affect_sdk.errors import AffectError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess_speech"
 WINDOW, HOP = 2 * MODEL_RATE, MODEL_RATE // 2
 
 
 def speech_condition(wave: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """A 16 kHz utterance under one condition, back at 16 kHz (the gate runs after the stream's resampler)."""
-    rng = np.random.default_rng(seed)
-    if kind == "clean":
-        return wave
-    if kind in ("noisy10", "noisy5"):
-        return add_noise(wave, 10.0 if kind == "noisy10" else 5.0, rng)
-    if kind == "telephone-mulaw":
-        narrow = mu_law(set_level(band_limit(resample(wave, MODEL_RATE, 8000), 8000, 300.0, 3400.0), -26.0))
-        return resample(narrow, 8000, MODEL_RATE)
-    raise ValueError(f"Unknown condition {kind!r}.")
+    """A 16 kHz utterance under one of speech_cross_condition's conditions, or in pink noise at 5 dB SNR
+    ("noisy5"), back at 16 kHz (the gate runs after the stream's resampler)."""
+    if kind == "noisy5":
+        return add_noise(wave, 5.0, np.random.default_rng(seed))
+    out, rate = condition(wave, kind, seed)
+    return out if rate == MODEL_RATE else resample(out, rate, MODEL_RATE)
 
 
 def noise_only(seconds: float = 10.0, seed: int = 0) -> dict[str, np.ndarray]:
@@ -62,7 +61,7 @@ def parse_gates(text: str) -> dict[str, VadConfig]:
 
 
 def gate_report(waves: list[np.ndarray], gates: dict[str, VadConfig],
-                conditions: tuple[str, ...] = ("clean", "noisy10", "noisy5", "telephone-mulaw")) -> dict:
+                conditions: tuple[str, ...] = ("clean", "noisy", "noisy5", "telephone-mulaw")) -> dict:
     report = {}
     for kind in conditions:
         cut = [windows(speech_condition(w, kind, seed)) for seed, w in enumerate(waves)]
@@ -86,13 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         gates = parse_gates(args.gates)
-    except ValueError:
-        parser.error(f"--gates {args.gates}: give ACTIVE/EVIDENCE pairs of numbers, e.g. 12/6,6/3.")
-    _, items = read_dataset(args.data)
-    items = select_speakers(items, [s.strip() for s in args.speakers.split(",")])[: args.limit]
-    if not items:
-        parser.error(f"No utterances of actors {args.speakers} in {args.data}.")
-    report = gate_report([load_audio(it.path, MODEL_RATE) for it in items], gates)
+    except (ValueError, AffectError):  # not two numbers, or numbers VadConfig refuses
+        parser.error(f"--gates {args.gates}: give ACTIVE/EVIDENCE pairs of finite numbers, e.g. 12/6,6/3.")
+    try:
+        _, items = read_dataset(args.data)
+        items = select_speakers(items, [s.strip() for s in args.speakers.split(",")])[: args.limit]
+        if not items:
+            parser.error(f"No utterances of actors {args.speakers} in {args.data}.")
+        waves = [load_audio(it.path, MODEL_RATE) for it in items]
+    except AffectError as exc:
+        parser.error(str(exc))  # one sentence, exit 2; nothing written
+    report = gate_report(waves, gates)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     for kind, rows in report.items():

@@ -186,7 +186,8 @@ def test_junk_audio_and_non_numeric_votes_are_one_line_naming_the_file(tmp_path)
 
 
 @pytest.mark.parametrize("field, value", [("min_active", 1.5), ("min_active", float("nan")), ("floor_db", math.inf),
-                                          ("contrast_db", "loud"), ("frame", 0), ("hop", 2.5)])
+                                          ("contrast_db", "loud"), ("evidence_db", float("nan")),
+                                          ("range_db", math.inf), ("frame", 0), ("hop", 2.5)])
 def test_voice_gate_thresholds_out_of_range_name_the_field(field, value):
     from affect_sdk.audio.features import VadConfig
 
