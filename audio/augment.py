@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -50,6 +50,22 @@ class AugmentConfig:
         """Probabilities of CHANNELS for one crop."""
         other = (self.telephone_p, self.opus_p, self.mic_p)
         return np.array([max(0.0, 1.0 - sum(other)), *other])
+
+
+# What each name switches off, for ablations (`affect train audio --without noise,reverb`).
+ABLATIONS = {"warp": {"warp_p": 0.0}, "noise": {"noise_p": 0.0}, "reverb": {"reverb_p": 0.0}, "eq": {"eq_p": 0.0},
+             "specaugment": {"freq_masks": 0, "time_masks": 0}, "mixup": {"mixup_p": 0.0},
+             "telephone": {"telephone_p": 0.0}, "opus": {"opus_p": 0.0}, "mic": {"mic_p": 0.0}}
+
+
+def without(cfg: AugmentConfig, names: list[str] | tuple[str, ...]) -> AugmentConfig:
+    """`cfg` with the named augmentations off; an unknown name is a ValueError naming the known ones."""
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(unknown)}; known: {', '.join(ABLATIONS)}")
+    for name in names:
+        cfg = replace(cfg, **ABLATIONS[name])
+    return cfg
 
 
 # ---------------------------------------------------------------- waveform domain: channels

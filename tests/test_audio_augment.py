@@ -95,3 +95,17 @@ def test_mel_domain_augmentation_keeps_shape_and_finite_values():
     assert (noisy >= crops - 1e-3).all()  # adding power never lowers a band
     x, target = A.mixup(crops[:, None], torch.eye(3), A.AugmentConfig(mixup_p=1.0), rng)
     assert x.shape == (3, 1, 64, 197) and torch.allclose(target.sum(dim=1), torch.ones(3))
+
+
+def test_ablations_switch_off_exactly_what_they_name():
+    base = A.AugmentConfig(telephone_p=0.25)
+    off = A.without(base, ["noise", "specaugment", "telephone"])
+    assert (off.noise_p, off.freq_masks, off.time_masks, off.telephone_p) == (0.0, 0, 0, 0.0)
+    untouched = {k: v for k, v in vars(base).items()
+                 if k not in ("noise_p", "freq_masks", "time_masks", "telephone_p")}
+    assert all(getattr(off, k) == v for k, v in untouched.items())
+    assert A.without(base, []) == base
+    x = torch.ones(2, 1, 64, 50)
+    assert torch.equal(A.spec_augment(x, A.without(base, ["specaugment"]), np.random.default_rng(0)), x)
+    with pytest.raises(ValueError, match="known: warp, noise"):
+        A.without(base, ["noize"])

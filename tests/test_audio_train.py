@@ -156,3 +156,14 @@ def test_a_weight_average_decay_of_one_is_refused_before_any_data_is_read(tmp_pa
                                       str(tmp_path / "run"), "--ema", "1"])
     assert result.exit_code == 2 and "--ema must lie in [0, 1)" in result.output  # not "no such data folder"
     assert not (tmp_path / "run").exists() and "Traceback" not in result.output
+
+
+def test_an_unknown_ablation_is_one_sentence_before_any_data_is_read(tmp_path):
+    from typer.testing import CliRunner
+
+    from affect_sdk.cli import app
+
+    result = CliRunner().invoke(app, ["train", "audio", "--data", str(tmp_path / "none"), "--out",
+                                      str(tmp_path / "run"), "--without", "noise,echo"])
+    assert result.exit_code == 2 and "unknown augmentation echo" in result.output
+    assert not (tmp_path / "run").exists() and "Traceback" not in result.output

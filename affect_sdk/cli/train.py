@@ -205,6 +205,8 @@ def train_audio(
     select: str = typer.Option("clean", "--select", help="Validation score for the best checkpoint: clean, "
                                "clean+telephone (mean with telephone-band copies of the validation speakers), or "
                                "last (a refit: keep the final step; pass --val-speakers '' to train on them too)."),
+    without: str = typer.Option("", "--without", help="Augmentations to switch off, for ablations (comma list of "
+                                "warp, noise, reverb, eq, specaugment, mixup, telephone, opus, mic)."),
     threads: int = typer.Option(1, "--threads", min=1, help="torch CPU threads."),
     device: DeviceOption = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -213,6 +215,8 @@ def train_audio(
     import dataclasses
 
     from affect_sdk.audio.augment import AugmentConfig
+    from affect_sdk.audio.augment import without as switch_off
+    from affect_sdk.errors import InputError
     from affect_sdk.audio.train import TrainConfig, export_best, train
     from affect_sdk.checks import probability
     from affect_sdk.progress import progress_bars
@@ -222,6 +226,10 @@ def train_audio(
 
     augment = AugmentConfig(telephone_p=probability("telephone_p", telephone_p), opus_p=probability("opus_p", opus_p),
                             mic_p=probability("mic_p", mic_p))
+    try:
+        augment = switch_off(augment, ids(without))
+    except ValueError as exc:
+        raise InputError(f"--without: {exc}.") from None
     cfg = TrainConfig(data=str(data), cache=str(cache or ""), out=str(out), val_speakers=ids(val_speakers),
                       test_speakers=ids(test_speakers), steps=steps, eval_every=eval_every, batch=batch, lr=lr,
                       seed=seed, threads=threads, device=device, augment=augment, init=init or "",
