@@ -216,9 +216,9 @@ def train_audio(
 
     from affect_sdk.audio.augment import AugmentConfig
     from affect_sdk.audio.augment import without as switch_off
-    from affect_sdk.errors import InputError
     from affect_sdk.audio.train import TrainConfig, export_best, train
     from affect_sdk.checks import probability
+    from affect_sdk.errors import InputError
     from affect_sdk.progress import progress_bars
 
     def ids(text: str) -> tuple[str, ...]:
