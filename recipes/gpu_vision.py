@@ -72,13 +72,16 @@ def unpack(packed: Path, cache: Path) -> None:
     import cv2
     import numpy as np
 
+    from affect_sdk.vision.data import PACKED_SOURCE
+
     cache.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         z = np.load(packed / f"ferplus_{split}.npz")
         blob, offsets = z["blob"], z["offsets"]
         images = np.stack([cv2.imdecode(blob[a:b], cv2.IMREAD_GRAYSCALE) for a, b in zip(offsets[:-1], offsets[1:])])
         names = np.asarray([f"{split}-{i:05d}" for i in range(len(images))])
-        np.savez(cache / f"ferplus_{split}.npz", images=images, soft=z["soft"], labels=z["labels"], names=names)
+        np.savez(cache / f"ferplus_{split}.npz", images=images, soft=z["soft"], labels=z["labels"], names=names,
+                 source=np.asarray(PACKED_SOURCE))  # no FER+ folder on the device machine: serve any root
 
 
 # ---------------------------------------------------------------- one training run, in its own process

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import torch
 
+from affect_sdk.errors import AffectError
 from affect_sdk.labels import CLASSES
 from affect_sdk.probs import log_softmax
 from affect_sdk.registry import FERPLUS_TRAIN_PRIOR
@@ -47,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--mirrors", action="store_true", help="Average each member over the image and its mirror.")
     args = parser.parse_args(argv)
-    data = read_ferplus(args.data, args.split)
-    logits = ensemble_logits(args.members, data.images, args.mirrors)
+    try:
+        data = read_ferplus(args.data, args.split)
+        logits = ensemble_logits(args.members, data.images, args.mirrors)
+    except AffectError as exc:
+        parser.error(str(exc))  # one sentence, exit 2
     for mode in PRIOR_MODES:
         probs = softmax(adjust_for_prior(logits, np.asarray(FERPLUS_TRAIN_PRIOR), mode))
         metrics = classification_report(data.labels, probs)

@@ -167,3 +167,31 @@ def test_half_occlusion_covers_the_mouth_or_the_eyes_and_leaves_the_rest(shared)
     again, _ = augment_batch(x, webcam_augment(half_occlusion_prob=1.0, lower_occlusion_share=1.0, **off),
                              torch.Generator().manual_seed(7))
     assert torch.equal(again, mouth)
+
+
+def _small_valid_split(shared, root, count):
+    import shutil
+
+    source = shared / "data/ferplus/FER2013Valid"
+    split = root / "FER2013Valid"
+    split.mkdir(parents=True)
+    rows = (source / "label.csv").read_text().splitlines()[:count]
+    (split / "label.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        shutil.copy(source / row.split(",")[0], split)
+    return root
+
+
+def test_the_face_cache_serves_only_the_folder_it_was_read_from(shared, tmp_path):
+    from affect_sdk.vision.data import cached_ferplus
+
+    cache = tmp_path / "cache"
+    first = _small_valid_split(shared, tmp_path / "a", 5)
+    second = _small_valid_split(shared, tmp_path / "b", 3)
+    names_a, names_b = read_ferplus(first, "valid").names, read_ferplus(second, "valid").names
+    assert len(names_a) > len(names_b) > 0
+    assert cached_ferplus(first, "valid", cache).names == names_a
+    assert (cache / "ferplus_valid.npz").is_file() and cached_ferplus(first, "valid", cache).names == names_a
+    assert cached_ferplus(second, "valid", cache).names == names_b  # not a's cached copy
+    with pytest.raises(InputError, match="label.csv"):  # a wrong --data is one sentence, not the cached copy
+        cached_ferplus(tmp_path / "missing", "valid", cache)

@@ -188,21 +188,32 @@ def read_va_labels(path: Path, names: list[str]) -> np.ndarray | None:
     return np.asarray([table.get(n, (np.nan, np.nan)) for n in names], dtype=np.float32)
 
 
+PACKED_SOURCE = ""  # a cache written without the FER+ folder (recipes/gpu_vision.py unpack): it serves any root
+
+
 def cached_ferplus(root: str | Path, split: str, cache_dir: str | Path | None) -> FaceSet:
-    """read_ferplus through a uint8 npz cache (decoding 28k PNGs each run is slow on a small CPU)."""
+    """read_ferplus through a uint8 npz cache (decoding 28k PNGs each run is slow on a small CPU).
+
+    The cache records the folder it was read from and serves only that folder: a missing or other `root` is read
+    afresh (so a wrong --data is one InputError, not the cached copy of another folder). Caches written before the
+    folder was recorded are served only while `root` is a folder."""
     if cache_dir is None:
         return read_ferplus(root, split)
     cache = Path(cache_dir) / f"ferplus_{split}.npz"
+    source = str(Path(root).resolve())
     if cache.is_file():
         z = np.load(cache, allow_pickle=False)
-        return FaceSet(z["images"], z["soft"], z["labels"], [str(n) for n in z["names"]],
-                       z["va"] if "va" in z.files else None)
+        recorded = str(z["source"]) if "source" in z.files else None
+        if recorded == PACKED_SOURCE or recorded == source or (recorded is None and Path(root).is_dir()):
+            return FaceSet(z["images"], z["soft"], z["labels"], [str(n) for n in z["names"]],
+                           z["va"] if "va" in z.files else None)
     data = read_ferplus(root, split)
     cache.parent.mkdir(parents=True, exist_ok=True)
     # per-process temp name: torchrun ranks may build the same cache at once; os.replace keeps it atomic
     tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")
     extra = {} if data.va is None else {"va": data.va}
-    np.savez(tmp, images=data.images, soft=data.soft, labels=data.labels, names=np.asarray(data.names), **extra)
+    np.savez(tmp, images=data.images, soft=data.soft, labels=data.labels, names=np.asarray(data.names),
+             source=np.asarray(source), **extra)
     tmp.replace(cache)
     return data
 
